@@ -1,0 +1,141 @@
+/* test_util.c: local time, time parsing, hashing and the checksummed
+ * binary file format. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+static void test_local_time(void **state)
+{
+    (void)state;
+    /* 2023-09-01T00:30:00Z is a Friday. */
+    int64_t t = 1693528200;
+    assert_int_equal(ic_local_hour(t, 0), 0);
+    assert_int_equal(ic_local_dow(t, 0), 4);
+    /* UTC-5: still Thursday 19:30 local. */
+    assert_int_equal(ic_local_hour(t, -300), 19);
+    assert_int_equal(ic_local_dow(t, -300), 3);
+    assert_int_equal(ic_local_day(t, -300), ic_local_day(t, 0) - 1);
+    /* +08:00 -> 08:30 */
+    assert_int_equal(ic_local_hour(t, 480), 8);
+    assert_true(ic_local_hour_frac(t, 480) > 8.49 && ic_local_hour_frac(t, 480) < 8.51);
+    /* Negative times floor, not truncate: one second before the epoch is 23h
+     * on Wednesday 1969-12-31. */
+    assert_int_equal(ic_local_hour(-1, 0), 23);
+    assert_int_equal(ic_local_day(-1, 0), -1);
+    assert_int_equal(ic_local_dow(-1, 0), 2);
+}
+
+static void test_time_parse(void **state)
+{
+    (void)state;
+    int64_t t;
+    const char *iso = "2023-09-01T08:30:00+08:00";
+    assert_int_equal(ic_time_parse(iso, strlen(iso), &t), 0);
+    assert_int_equal(t, 1693528200);
+    const char *z = "2023-09-01T00:30:00Z";
+    assert_int_equal(ic_time_parse(z, strlen(z), &t), 0);
+    assert_int_equal(t, 1693528200);
+    const char *neg = "2023-08-31T19:30:00-05:00";
+    assert_int_equal(ic_time_parse(neg, strlen(neg), &t), 0);
+    assert_int_equal(t, 1693528200);
+    assert_int_equal(ic_time_parse("1693528200", 10, &t), 0);
+    assert_int_equal(t, 1693528200);
+    /* Length-delimited: the trailing garbage is outside the field. */
+    assert_int_equal(ic_time_parse("42,x", 2, &t), 0);
+    assert_int_equal(t, 42);
+    const char *bad[] = {"", "2023-13-01", "12a", "2023-09-01T25:00:00Z", "tomorrow",
+                         "2023-09-01T08:30:00+8"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(ic_time_parse(bad[i], strlen(bad[i]), &t), -1);
+}
+
+static void test_hash(void **state)
+{
+    (void)state;
+    assert_true(ic_hash("pop", 3) != ic_hash("rock", 4));
+    assert_true(ic_hash("pop", 3) == ic_hash("pop|rock", 3));
+    assert_true(ic_hash("", 0) != 0);
+}
+
+static const char MAGIC[8] = "ICTEST01";
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    ic_bwriter w;
+    ic_error err;
+    assert_int_equal(ic__bw_open(&w, path, MAGIC, 1, &err), IC_OK);
+    ic__bw_write(&w, p, n);
+    assert_int_equal(ic__bw_commit(&w, &err), IC_OK);
+}
+
+static void test_binary_roundtrip_and_damage(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ic_test_binXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    double payload[100];
+    for (int i = 0; i < 100; i++) payload[i] = i * 0.5;
+    write_file(path, payload, sizeof payload);
+
+    ic_breader r;
+    ic_error err;
+    double back[100];
+    assert_int_equal(ic__br_open(&r, path, MAGIC, 1, &err), IC_OK);
+    assert_int_equal(ic__br_read(&r, back, sizeof back, &err), IC_OK);
+    assert_memory_equal(back, payload, sizeof back);
+    assert_int_equal(ic__br_read(&r, back, 1, &err), IC_ERR_CORRUPT);
+    ic__br_close(&r);
+
+    /* Wrong magic: a file of another kind. */
+    assert_int_equal(ic__br_open(&r, path, "OTHERMAG", 1, &err), IC_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, "magic"));
+
+    /* Flip one payload byte: checksum. */
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 12 + 40, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 12 + 40, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+    assert_int_equal(ic__br_open(&r, path, MAGIC, 1, &err), IC_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, "checksum"));
+
+    /* Truncate at every length: never accepted. */
+    write_file(path, payload, sizeof payload);
+    for (long cut = 0; cut < (long)(12 + sizeof payload + 16); cut += 7) {
+        assert_int_equal(truncate(path, cut), 0);
+        assert_int_equal(ic__br_open(&r, path, MAGIC, 1, &err), IC_ERR_CORRUPT);
+        write_file(path, payload, sizeof payload);
+    }
+
+    /* A newer version than this build reads. */
+    ic_bwriter w;
+    assert_int_equal(ic__bw_open(&w, path, MAGIC, 7, &err), IC_OK);
+    ic__bw_write(&w, payload, 8);
+    assert_int_equal(ic__bw_commit(&w, &err), IC_OK);
+    assert_int_equal(ic__br_open(&r, path, MAGIC, 1, &err), IC_ERR_MISMATCH);
+    unlink(path);
+
+    /* Missing file. */
+    assert_int_equal(ic__br_open(&r, "/nonexistent/x.bin", MAGIC, 1, &err), IC_ERR_IO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_local_time),
+        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_binary_roundtrip_and_damage),
+    };
+    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
