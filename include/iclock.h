@@ -117,9 +117,12 @@ typedef struct {
     char delimiter;                 /* ',' by default */
     char multi_sep;                 /* '|' separates values of one field */
 
-    /* [fields] categorical fields (item or context); column = name */
+    /* [fields] categorical fields; column = name. "genre = item" marks an
+     * attribute of the item, "weather = context" one of the moment (a
+     * sampled negative copies the item's attributes but the context's). */
     int n_fields;
     char field[IC_MAX_FIELDS][IC_NAME_MAX];
+    uint8_t field_is_context[IC_MAX_FIELDS];
 
     /* [clock] */
     int n_clock;
@@ -158,6 +161,9 @@ typedef struct {
     float init_std;                 /* embedding init N(0, init_std) */
     float adam_beta1, adam_beta2, adam_eps;
     uint64_t seed;
+    /* time split of the log's span: train, then validation, then test */
+    double split_train;             /* default 0.75 */
+    double split_valid;             /* default 0.125 */
 } ic_config;
 
 /* Fills cfg with the built-in defaults (configs/music.ini). */

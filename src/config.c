@@ -63,6 +63,8 @@ void ic_config_default(ic_config *cfg)
     cfg->adam_beta2 = 0.999f;
     cfg->adam_eps = 1e-8f;
     cfg->seed = 1;
+    cfg->split_train = 0.75;
+    cfg->split_valid = 0.125;
 }
 
 int ic_config_field_index(const ic_config *cfg, const char *name)
