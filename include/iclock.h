@@ -164,6 +164,17 @@ typedef struct {
     /* time split of the log's span: train, then validation, then test */
     double split_train;             /* default 0.75 */
     double split_valid;             /* default 0.125 */
+
+    /* Where each column was named, so the reader can say which line of the
+     * config names a column the log lacks: the line in path (> 0), 0 for
+     * the built-in default, -1 for ic_config_set (a command-line option).
+     * Not part of the configuration's value: compare configs without it. */
+    struct {
+        int time, user, item, tz;
+        int field[IC_MAX_FIELDS];
+        int action[IC_MAX_ACTIONS];
+        int task[IC_MAX_TASKS];
+    } line;
 } ic_config;
 
 /* Fills cfg with the built-in defaults (configs/music.ini). */
@@ -193,6 +204,17 @@ int ic_config_field_index(const ic_config *cfg, const char *name);
  * for an unknown name. */
 const char *ic_clock_kind_name(ic_clock_kind k);
 int ic_clock_kind_parse(const char *s);
+const char *ic_refresh_name(ic_refresh r);
+const char *ic_pool_name(ic_pool p);
+const char *ic_structure_name(ic_structure s);
+const char *ic_optim_name(ic_optim_kind o);
+
+/* "file:line: [section] key", "built-in default [section] key" or "option
+ * [section] key" for a column-naming key, by cfg->line; writes into buf[cap]
+ * and returns buf. section is "data", "fields", "actions" or "tasks"; idx is
+ * the entry's index for list sections (ignored for [data]). */
+const char *ic_config_where(const ic_config *cfg, const char *section, const char *key,
+                            int idx, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */
 /* Events (event.c) and the log reader (csv.c)                         */
@@ -221,6 +243,8 @@ void ic_names_free(ic_names *n);
 void ic_names_put(ic_names *n, uint64_t id, const char *s, size_t len);
 /* The string for id, or NULL if never seen. Valid until ic_names_free. */
 const char *ic_names_get(const ic_names *n, uint64_t id);
+/* Ids held. */
+size_t ic_names_count(const ic_names *n);
 
 typedef enum { IC_BAD_ROWS_FAIL, IC_BAD_ROWS_SKIP } ic_bad_rows;
 
@@ -232,6 +256,8 @@ typedef struct {
     uint64_t bad;       /* rows skipped under IC_BAD_ROWS_SKIP */
     char first_bad[IC_READER_KEEP_BAD][256];
     int n_first_bad;
+    uint64_t bad_shape; /* of bad: wrong column count, quoting, over-long */
+    uint64_t bad_order; /* of bad: earlier than a row before them */
 } ic_reader_stats;
 
 typedef struct ic_reader ic_reader;
@@ -239,22 +265,75 @@ typedef struct ic_reader ic_reader;
 /* Opens a CSV log (or .csv.gz) and checks its header against cfg. names may
  * be NULL; otherwise the reader records the strings of the users, items and
  * values it reads into it (the caller owns names). cfg must outlive the
- * reader. Errors: IC_ERR_IO (cannot open), IC_ERR_CONFIG (a configured
- * column is missing from the header: names the config file, line and key),
- * IC_ERR_PARSE (a bad header). */
+ * reader. Errors: IC_ERR_IO (cannot open), IC_ERR_CONFIG (cfg fails
+ * ic_config_validate, or a configured column is missing from the header:
+ * names the config file, line and key), IC_ERR_PARSE (a bad header: empty
+ * file, a configured column twice). Plain files and .gz are both read
+ * through zlib; a UTF-8 BOM, CRLF line ends and blank lines are accepted.
+ * Memory is constant (about 4 MiB of buffers), whatever the file's size. */
 ic_status ic_reader_open(ic_reader **out, const char *path, const ic_config *cfg,
                          ic_bad_rows policy, ic_names *names, ic_error *err);
 
 /* Reads the next event: returns 1 and fills ev, 0 at the end, or a negative
- * status with err = "file:line:col: what (text)". Rows must be sorted by
- * time: the first row earlier than its predecessor is IC_ERR_ORDER. Under
- * IC_BAD_ROWS_SKIP, malformed rows are counted in stats and skipped. */
+ * status with err = "file:line:col: column 'name': what (text)". Rows must
+ * be sorted by time: the first row earlier than its predecessor is
+ * IC_ERR_ORDER. Under IC_BAD_ROWS_SKIP, malformed and out-of-order rows are
+ * counted in stats and skipped. A failure is sticky (returned again); an
+ * I/O error (IC_ERR_IO, e.g. a truncated .gz) is never skipped. line is the
+ * row's first line (a quoted field may span several). */
 int ic_reader_next(ic_reader *r, ic_event *ev, ic_error *err);
 
 const ic_reader_stats *ic_reader_stats_get(const ic_reader *r);
 /* The line number of the row last returned (1 = header). */
 uint64_t ic_reader_line(const ic_reader *r);
 void ic_reader_close(ic_reader *r);
+/* The header's column count (valid after a successful open). */
+int ic_reader_columns(const ic_reader *r);
+
+/* Limits of a log row: a field longer than IC_CSV_MAX_FIELD bytes or a row
+ * with more than IC_CSV_MAX_COLS columns is malformed. */
+#define IC_CSV_MAX_COLS 256
+#define IC_CSV_MAX_FIELD 4096
+#define IC_CSV_SCRATCH (IC_CSV_MAX_COLS * (IC_CSV_MAX_FIELD + 1))
+
+typedef enum {
+    IC_CSV_OK,
+    IC_CSV_UNTERMINATED,   /* a quoted field runs to the end of the input */
+    IC_CSV_AFTER_QUOTE,    /* text between a closing quote and the delimiter */
+    IC_CSV_LONG_FIELD,     /* a field over IC_CSV_MAX_FIELD bytes */
+    IC_CSV_TOO_MANY_COLS,  /* more than IC_CSV_MAX_COLS fields */
+    IC_CSV_LONG_ROW,       /* (reader) a row longer than its buffer */
+} ic_csv_problem;
+
+/* One CSV record split into fields (RFC 4180: quoted fields may hold the
+ * delimiter, newlines and doubled quotes). Unquoted fields point into the
+ * input, quoted ones (unescaped) into scratch, which the caller provides
+ * with IC_CSV_SCRATCH bytes. A trailing CR of the line end is dropped. */
+typedef struct {
+    int n;                               /* fields (at most IC_CSV_MAX_COLS kept) */
+    const char *ptr[IC_CSV_MAX_COLS];
+    uint32_t len[IC_CSV_MAX_COLS];
+    int lines;                           /* newlines consumed, the line end included */
+    int blank;                           /* an empty line (skipped by the reader) */
+    ic_csv_problem problem;              /* the first problem, or IC_CSV_OK */
+    int problem_col;                     /* its column, 0-based */
+    char *scratch;                       /* caller's, IC_CSV_SCRATCH bytes */
+} ic_csv_record;
+
+/* Scans the record at p[0..n). Returns the bytes it spans (line end
+ * included), or 0 when p[0..n) holds no complete record and more input may
+ * follow (at_eof == 0); with at_eof, the record may end at n. Returns 0 for
+ * n == 0. Problems do not stop the scan: the record is consumed to its end,
+ * so a caller can skip it. Used by the reader and by iclock sort. */
+size_t ic_csv_scan(const char *p, size_t n, int at_eof, char delim, ic_csv_record *rec);
+
+/* A short English description of a problem ("unterminated quote"). */
+const char *ic_csv_problem_text(ic_csv_problem p);
+
+/* Quotes text[0..len) for a message: "..." with control bytes, quotes,
+ * backslashes and invalid UTF-8 escaped, cut at about 60 bytes. Writes into
+ * buf[cap] and returns it. */
+const char *ic_csv_quote(const char *text, size_t len, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */
 /* The Interest Clock store (clock.c)                                  */
@@ -262,7 +341,12 @@ void ic_reader_close(ic_reader *r);
 
 /* A user's clock as of one time: for each local hour h and clock field f
  * (index into cfg->clock_field), the top-k values by score in rank order.
- * n[h][f] <= k places are filled; only positive scores enter. */
+ * n[h][f] <= k places are filled; only positive scores enter; equal scores
+ * rank by value id ascending. Places beyond n[h][f] are left unwritten.
+ * score(h, f, v) = sum over the window's events at local hour h (the
+ * event's own tz_min) whose field f holds v (each listed value counts) of
+ * the event's delta = (float)(sum_a weight_a * action_a), summed in double
+ * (exact, hence order-independent, for dyadic weights such as 1, -1, 0.5). */
 typedef struct {
     int n_fields;                                       /* cfg->n_clock */
     int k;                                              /* cfg->top_k */
@@ -283,13 +367,52 @@ void ic_clock_free(ic_clock_store *s);
 ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err);
 
 /* The clock of user at time t (tz_min = the user's UTC offset now):
- * realtime mode sees exactly the user's events with t - W <= ts < t; daily
- * mode sees the W days before the start of t's local day. Fills out and
- * returns 1, or returns 0 and an empty view for a user with no events. t
- * may not be earlier than a time already queried or applied minus one day
- * (a streaming store). */
+ * realtime mode sees exactly the user's events with t - W <= ts < t (events
+ * at t itself, even if already applied, are not seen); daily mode sees the
+ * user's events with D - W <= ts < D, D = the start of t's local day in
+ * tz_min (a nightly job in the user's own time zone), so the clock changes
+ * once a day. W = cfg->window_days days. Returns 1 if at least one of the
+ * user's events lies in the window (the view may still be empty when no
+ * value scores positive), else 0 with an empty view (unknown user too).
+ * The result is a copy: later applies never change it. Queries may go
+ * back and forth in time, but t may not be earlier than the latest applied
+ * event minus one day (a streaming store: older records may be gone;
+ * assertion). Not const: a query moves the user's window (lazy, exact
+ * expiry) and caches its top-k. */
 int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min,
                    ic_clock_view *out);
+
+/* Users held (those with a record in the last W + 2 days, roughly: users
+ * whose records are all older are forgotten by a sweep as events arrive). */
+size_t ic_clock_n_users(const ic_clock_store *s);
+
+/* Iterates the users: start with *cursor = 0; returns 1 and sets *user, or
+ * 0 at the end. Applying events during an iteration invalidates it. */
+int ic_clock_next_user(const ic_clock_store *s, size_t *cursor, uint64_t *user);
+
+/* Bytes of memory the store holds (tables, records, entries, caches). */
+size_t ic_clock_bytes(const ic_clock_store *s);
+
+/* Saves the store (its events of the last W + 2 days and the clock
+ * configuration) in the checksummed binary format, atomically. Errors:
+ * IC_ERR_IO. The file is host-endian. */
+ic_status ic_clock_save(const ic_clock_store *s, const char *path, ic_error *err);
+
+/* Loads a saved store for cfg into *out (NULL on error; the caller frees).
+ * Errors: IC_ERR_IO (cannot read), IC_ERR_CORRUPT (truncated, damaged or
+ * inconsistent file), IC_ERR_MISMATCH (saved with other clock fields,
+ * window, k or actions and weights: names the first difference). The
+ * refresh mode is cfg's: the saved events serve either mode. */
+ic_status ic_clock_load(ic_clock_store **out, const char *path, const ic_config *cfg,
+                        ic_error *err);
+
+/* Draws a clock as an SVG 24-hour dial (plot.c): one ring per clock field
+ * (innermost = field 0), each hour's sector coloured by its top value and
+ * labelled with it, a legend per field. names maps value ids to strings
+ * (NULL, or an id it lacks: the id in hex). title may be NULL. Errors:
+ * IC_ERR_IO when writing fails. */
+ic_status ic_plot_clock_svg(FILE *out, const ic_clock_view *v, const ic_config *cfg,
+                            const ic_names *names, const char *title, ic_error *err);
 
 /* ------------------------------------------------------------------ */
 /* The ranking model (model.c, nn.c, embed.c, optim.c)                 */
@@ -352,17 +475,419 @@ typedef struct {
     double calibration;  /* mean prediction / mean label */
 } ic_metrics;
 
-/* AUC of pred against 0/1 labels, O(n log n). NaN if a class is missing. */
+/* AUC of pred against labels in [0, 1] (label >= 0.5 counts as positive),
+ * exact with ties counting one half (Mann-Whitney U), O(n) radix sort.
+ * NaN if a class is missing, n == 0, or any pred or label is NaN. */
 double ic_auc(const float *pred, const float *label, size_t n);
 
-/* All metrics. user may be NULL (uauc and gauc are then NaN). The arrays are
- * read only. Errors: IC_ERR_ARG for n == 0 or a label outside [0, 1]. */
+/* All metrics. user may be NULL (uauc and gauc are then NaN, auc_users 0).
+ * AUCs binarise labels at 0.5; pos_rate, logloss and calibration use the
+ * labels as given (soft labels allowed). uauc/gauc are NaN when no user has
+ * both classes; calibration is NaN when the mean label is 0. The arrays are
+ * read only; a temporary of 32n bytes is allocated (aborts if out of memory).
+ * Errors: IC_ERR_ARG for n == 0, a NaN pred, or a label outside [0, 1]
+ * (message names the index). */
 ic_status ic_metrics_compute(const float *pred, const float *label, const uint64_t *user,
                              size_t n, ic_metrics *out, ic_error *err);
+
+/* A streaming accumulator of (user, pred[T], label[T]) for T tasks over an
+ * evaluation period: columnar arrays growing by doubling (no allocation per
+ * sample in steady state). Not thread safe. */
+typedef struct ic_metrics_acc ic_metrics_acc;
+
+/* An empty accumulator for n_tasks in 1..IC_MAX_TASKS (IC_ERR_ARG else). */
+ic_status ic_metrics_acc_create(ic_metrics_acc **out, int n_tasks, ic_error *err);
+void ic_metrics_acc_free(ic_metrics_acc *a);
+/* Appends one sample: pred (T), label (T), both copied. */
+void ic_metrics_acc_add(ic_metrics_acc *a, uint64_t user, const float *pred, const float *label);
+/* Samples held. */
+size_t ic_metrics_acc_count(const ic_metrics_acc *a);
+/* ic_metrics_compute over the samples held, for task t (IC_ERR_ARG for a bad
+ * t, an empty accumulator, or a bad value, as ic_metrics_compute). */
+ic_status ic_metrics_acc_compute(const ic_metrics_acc *a, int t, ic_metrics *out, ic_error *err);
+/* Forgets the samples; keeps the memory for the next period. */
+void ic_metrics_acc_reset(ic_metrics_acc *a);
+
+/* ------------------------------------------------------------------ */
+/* Logs in memory (log.c), the engine (engine.c), replay (replay.c)    */
+/* ------------------------------------------------------------------ */
+
+/* A whole log held in memory, in time order, for replaying it several
+ * times (epochs, experiment variants). About 360 bytes per event. */
+typedef struct {
+    ic_event *ev;      /* (n) */
+    size_t n, cap;
+    ic_names *names;   /* strings of users, items and values; owned */
+    ic_reader_stats stats;
+} ic_log;
+
+/* Reads path with cfg's schema into log (which it initialises). On error
+ * the log is left empty and freed. */
+ic_status ic_log_load(ic_log *log, const char *path, const ic_config *cfg,
+                      ic_bad_rows policy, ic_error *err);
+void ic_log_free(ic_log *log);
+
+/* The engine: one clock store and one model, fed events in time order.
+ * The same code path builds samples offline (replay) and online (server),
+ * so a sample never sees its own event or a later one. */
+typedef struct ic_engine ic_engine;
+
+/* Creates an engine for cfg. model may be NULL (a fresh model from
+ * cfg->seed) or one the engine takes ownership of (also when creation
+ * fails); likewise clock. */
+ic_status ic_engine_create(ic_engine **out, const ic_config *cfg, ic_model *model,
+                           ic_clock_store *clock, ic_error *err);
+void ic_engine_free(ic_engine *e);
+
+/* What ic_engine_step does with a batch; flags, combined with |. */
+typedef enum {
+    IC_STEP_APPLY = 1,   /* apply the events to the clock store */
+    IC_STEP_PREDICT = 2, /* predict each event before any update */
+    IC_STEP_TRAIN = 4,   /* train on the batch (implies a prediction) */
+} ic_step_kind;
+
+/* Processes n time-ordered events, in cfg->batch chunks. For each event, in
+ * order: the user's clock is read as it stands before the event (only
+ * events with ts < the event's ts count), then, with IC_STEP_APPLY, the
+ * event is applied. Then the model predicts (probs (n, T), the prediction
+ * before any update; may be NULL without PREDICT) and, with IC_STEP_TRAIN,
+ * trains on the chunk; *loss (may be NULL) gets the mean training loss.
+ * The server applies events as they arrive and trains later with
+ * IC_STEP_TRAIN alone: the time filter keeps those samples exact too.
+ * Errors: IC_ERR_ORDER from the store, with the events before the bad one
+ * applied. */
+ic_status ic_engine_step(ic_engine *e, const ic_event *ev, size_t n, int kind,
+                         float *probs, double *loss, ic_error *err);
+
+/* Builds the model's sample for ev: reads ev->user's clock at ev->ts into
+ * view (unless cfg->clock is none) and points out at ev and view. This is
+ * the one way samples are made, offline and online. */
+void ic_sample_build(ic_clock_store *clock, const ic_config *cfg, const ic_event *ev,
+                     ic_clock_view *view, ic_sample *out);
+
+/* Replaces the engine's model and clock store with these (taking
+ * ownership; either may be NULL to keep the current one), e.g. after
+ * loading a checkpoint. The old ones are freed. */
+void ic_engine_adopt(ic_engine *e, ic_model *model, ic_clock_store *clock);
+
+/* Replaces the clock store with an empty one (a new epoch over a log). */
+ic_status ic_engine_reset_clock(ic_engine *e, ic_error *err);
+
+ic_model *ic_engine_model(ic_engine *e);
+ic_clock_store *ic_engine_clock(ic_engine *e);
+const ic_config *ic_engine_config(const ic_engine *e);
+
+/* Replay: the offline driver. Splits the log's time span into train,
+ * validation and test (cfg->split_*, or explicit times), trains on the
+ * train period in one streaming pass (or epochs), keeps the clock store
+ * updating through validation and test with the model frozen, and
+ * measures each period. */
+typedef enum { IC_PHASE_TRAIN, IC_PHASE_VALID, IC_PHASE_TEST, IC_N_PHASES } ic_phase;
+
+typedef struct {
+    int64_t t_valid;        /* start of validation; 0 = from cfg->split_train */
+    int64_t t_test;         /* start of test; 0 = from cfg->split_valid */
+    int epochs;             /* passes over the train period, default 1 */
+    int online_eval;        /* 1: test-then-train over the whole log */
+    int train;              /* 0: frozen model (eval of a saved model) */
+    int progress;           /* 1: progress lines on stderr */
+    const char *label;      /* prefix of progress lines, may be NULL */
+    uint64_t checkpoint_every; /* events; 0 = never */
+    const char *checkpoint; /* checkpoint path prefix */
+    const char *resume;     /* checkpoint path prefix to resume from */
+    FILE *predictions;      /* test-period predictions as CSV, may be NULL */
+    uint64_t stop_after;    /* stop after this many events (0 = all); tests */
+} ic_replay_opts;
+
+/* Defaults: epochs 1, train 1, everything else off. */
+void ic_replay_opts_default(ic_replay_opts *o);
+
+typedef struct {
+    uint64_t n[IC_N_PHASES];                      /* events per period */
+    int64_t t_valid, t_test;                      /* the boundaries used */
+    ic_metrics m[IC_N_PHASES][IC_MAX_TASKS];      /* per period and task */
+    double train_loss;                            /* mean over the last epoch */
+    double seconds;                               /* wall time */
+} ic_replay_result;
+
+/* Replays log through e. Train-period metrics are progressive (each batch
+ * predicted before it is trained on). Errors: IC_ERR_ARG for a log without
+ * a validation or test period, I/O errors of checkpoints. */
+ic_status ic_replay(ic_engine *e, const ic_log *log, const ic_replay_opts *o,
+                    ic_replay_result *res, ic_error *err);
+
+/* The time boundaries that cfg's split fractions give for log. */
+void ic_replay_split(const ic_config *cfg, const ic_log *log, int64_t *t_valid, int64_t *t_test);
+
+/* ------------------------------------------------------------------ */
+/* The server (server.c, journal.c, event_json.c)                      */
+/* ------------------------------------------------------------------ */
+
+/* The engine behind HTTP (docs/SERVING.md): POST /v1/rank, POST
+ * /v1/events (applied to the clock store at once, trained on by a
+ * background thread), GET /v1/users/{id}/clock, /healthz, /metrics. Every
+ * acknowledged event is in an fsync'd journal under data_dir before the
+ * reply; checkpoints (model, clock store, server state) bound the replay. */
+typedef struct {
+    const char *data_dir;   /* required; created if missing */
+    const char *model;      /* initial model when data_dir has no checkpoint; NULL = fresh */
+    const char *bind;       /* IPv4 or IPv6 address; default "127.0.0.1" */
+    int port;               /* 0 = any free port (ic_server_port tells) */
+    size_t max_body;        /* request body limit, bytes (413 beyond); default 1 MiB */
+    int max_candidates;     /* items per rank request; default 1000 */
+    int threads;            /* HTTP worker threads; default 4 */
+    int quiet;              /* 1: no notes on stderr */
+} ic_server_opts;
+
+/* Fills o with the defaults above (data_dir NULL). */
+void ic_server_opts_default(ic_server_opts *o);
+
+typedef struct ic_server ic_server;
+
+/* Recovers the state under o->data_dir (the latest checkpoint, then the
+ * journal after it, cutting a torn tail), starts the trainer thread and
+ * then the HTTP daemon. A fresh data_dir gets a first checkpoint at once.
+ * cfg must be the configuration the checkpoint was made with. Errors:
+ * IC_ERR_ARG (options), IC_ERR_IO (data_dir, bind, port in use),
+ * IC_ERR_CORRUPT and IC_ERR_MISMATCH (checkpoint, journal). */
+ic_status ic_server_start(ic_server **out, const ic_config *cfg, const ic_server_opts *o,
+                          ic_error *err);
+
+/* The TCP port the server listens on. */
+int ic_server_port(const ic_server *s);
+
+/* Writes a checkpoint (clock store, model, pending training events) and
+ * drops the journal segments it covers. Thread safe; ingestion pauses while
+ * the clock store is saved, ranking while the model is. Errors: IC_ERR_IO
+ * (the previous checkpoint stays valid). */
+ic_status ic_server_checkpoint(ic_server *s, ic_error *err);
+
+/* Stops HTTP (waiting for requests in flight) and the trainer, writes a
+ * final checkpoint and frees everything; s may be NULL. The status is the
+ * checkpoint's. */
+ic_status ic_server_stop(ic_server *s, ic_error *err);
+
+/* ------------------------------------------------------------------ */
+/* The offline comparison (experiment.c)                               */
+/* ------------------------------------------------------------------ */
+
+#define IC_MAX_VARIANTS 16
+
+/* One model variant of the comparison: a name and its configuration. */
+typedef struct {
+    char name[32];
+    ic_config cfg;
+} ic_variant;
+
+/* Fills out[] with the paper's variants on top of base: baseline (clock =
+ * none), naive, adaptive, gaussian; with extras, also the beyond-the-paper
+ * options (learned sigma, continuous time, score pooling). Returns the
+ * count. */
+int ic_experiment_variants(const ic_config *base, int extras, ic_variant *out, int cap);
+
+/* The test-period figures of one variant over its seeds (main task). */
+typedef struct {
+    char name[32];
+    int seeds;
+    double auc, auc_std, uauc, uauc_std, gauc, gauc_std, logloss, logloss_std;
+    double seconds;                  /* summed over seeds */
+    double auc_seed[64], uauc_seed[64]; /* per seed, seeds <= 64 */
+} ic_variant_result;
+
+/* Runs every variant with seeds cfg.seed, cfg.seed+1, ... on the same log
+ * and order, jobs at a time in threads (each job one BLAS thread), and
+ * fills out[nv]. progress: one line per finished run on stderr. */
+ic_status ic_experiment_run(const ic_log *log, const ic_variant *v, int nv, int seeds, int jobs,
+                            int progress, ic_variant_result *out, ic_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Importers and negative sampling (import.c, negatives.c)             */
+/* ------------------------------------------------------------------ */
+
+/* Importers turn a public check-in log into the event format (a sorted CSV
+ * with a header, docs/DATA.md): one row per check-in, label "checkin" = 1.
+ * Inputs may be plain or .gz; separators (',' ';' tab) are detected from
+ * the header, which must hold exactly the source's columns (any order). */
+typedef enum {
+    IC_IMPORT_CONTEXTTRAILS,   /* Context Trails: check-ins (';') + venues (',') */
+    IC_IMPORT_FOURSQUARE_TSMC, /* Foursquare TSMC 2014 weekly trajectories (no dates) */
+} ic_import_format;
+
+/* "contexttrails", "foursquare-tsmc" and back; parse returns -1 if unknown. */
+const char *ic_import_format_name(ic_import_format f);
+int ic_import_format_parse(const char *s);
+
+typedef struct {
+    ic_import_format format;
+    const char *const *input;  /* check-in files, n_input >= 1 (read in order) */
+    int n_input;
+    const char *pois;          /* contexttrails: the venues file (required) */
+    int tz_given;              /* 1: tz_min is the UTC offset of every event */
+    int32_t tz_min;
+    /* contexttrails: 0 (default) reads a timestamp's clock digits as UTC and
+     * ignores its written offset (the +08:00 caveat, docs/DATA.md); tz is
+     * then tz_min, or else the most common written offset in the file.
+     * 1 takes timestamps as written, tz = each row's written offset. */
+    int trust_offsets;
+    /* foursquare-tsmc: the timeline's first Monday 00:00 (Unix seconds of
+     * the local clock); 1 to keep the gaps between trajectory ids as empty
+     * weeks instead of laying a user's weeks end to end; 1 to start every
+     * user in the first week instead of ending every user in the last one
+     * (the default, so a time split finds most users on both sides). */
+    int64_t origin;
+    int keep_tid_gaps;
+    int align_start;
+    int min_active_days;       /* keep users with >= N distinct local days; 0 = all */
+    int strict;                /* 1: the first bad row fails the import */
+} ic_import_opts;
+
+/* Defaults: no inputs, tz from the data, origin 2012-04-02 (a Monday, the
+ * start of the TSMC collection), no filter, bad rows skipped and counted. */
+void ic_import_opts_default(ic_import_opts *o, ic_import_format f);
+
+#define IC_IMPORT_KEEP_BAD 5   /* detailed messages kept of rejected rows */
+#define IC_IMPORT_REASONS 12   /* distinct rejection reasons counted */
+
+typedef struct {
+    uint64_t rows;             /* check-in rows read, all inputs, headers excluded */
+    uint64_t poi_rows;         /* venue rows read (contexttrails) */
+    uint64_t rejected;         /* check-in and venue rows rejected */
+    struct {
+        char what[96];         /* "unknown venue", "bad hour" ... */
+        uint64_t n;
+    } reason[IC_IMPORT_REASONS];
+    int n_reason;
+    char first_bad[IC_IMPORT_KEEP_BAD][256]; /* "file:line: what" */
+    int n_first_bad;
+    uint64_t uncategorised;    /* events whose venue has no category */
+    uint64_t offset_differs;   /* contexttrails: written offset != tz used */
+    int32_t tz_min;            /* the offset written (the last row's) */
+    uint64_t inactive_users;   /* users dropped by min_active_days */
+    uint64_t inactive_events;
+    uint64_t events;           /* events written */
+    uint64_t users, items;     /* distinct in the output */
+    int64_t first_ts, last_ts; /* time span of the output */
+} ic_import_stats;
+
+/* Reads o's inputs and writes the sorted event log to out_path ("-" is
+ * stdout) atomically (a temporary file renamed over it). The rows are held
+ * in memory (about the output's size plus 56 bytes per row) to sort them.
+ * st may be NULL. Errors: IC_ERR_ARG (bad options), IC_ERR_IO (cannot read
+ * or write; a corrupt .gz), IC_ERR_PARSE ("file:line: missing column
+ * 'venue_id' ..." for a header, or the first bad row under strict). */
+ic_status ic_import_run(const ic_import_opts *o, const char *out_path, ic_import_stats *st,
+                        ic_error *err);
+
+/* Negative sampling for a positives-only log. For each positive (task 0's
+ * label > 0) it writes the positive and then up to K negatives at the same
+ * time, each an item drawn in proportion to its count of positives strictly
+ * before that time, never an item the user has an event with at that same
+ * time, never twice for one positive. A negative takes the drawn item's
+ * item-side fields as last seen and the positive's user, time, tz and
+ * context fields; its actions and labels are 0. Other rows pass through. */
+typedef struct {
+    int per_positive;          /* K >= 1 */
+    uint64_t seed;
+} ic_negatives_opts;
+
+typedef struct {
+    uint64_t rows_in;          /* events read */
+    uint64_t positives;
+    uint64_t negatives;        /* written */
+    uint64_t short_positives;  /* positives with fewer than K negatives (too few past items) */
+    uint64_t passed;           /* non-positive rows copied */
+    uint64_t items;            /* distinct items seen */
+} ic_negatives_stats;
+
+/* Reads in_path with cfg (ic_reader_open, bad rows fail) and writes out_path
+ * atomically: header time, tz (if cfg has a tz column), user, item, the
+ * fields, then the action and task columns (each name once), times as Unix
+ * seconds; columns cfg does not name are dropped. Deterministic in
+ * (input, cfg, opts). Popularity draws cost O(log items) (a Fenwick tree).
+ * st may be NULL. Errors: those of the reader, IC_ERR_ARG (K < 1), IC_ERR_IO. */
+ic_status ic_negatives_run(const ic_config *cfg, const char *in_path, const char *out_path,
+                           const ic_negatives_opts *o, ic_negatives_stats *st, ic_error *err);
 
 /* ------------------------------------------------------------------ */
 /* The listening simulator (synth.c)                                   */
 /* ------------------------------------------------------------------ */
+
+/* A seeded music-listening log with a known daily rhythm (docs/SIMULATOR.md).
+ * Same options -> same events, byte for byte, on any IEEE-754 machine. */
+
+#define IC_SYNTH_GENRES 20
+#define IC_SYNTH_MOODS 8
+#define IC_SYNTH_LANGS 5
+#define IC_SYNTH_HEADER "ts,user,item,tz,genre,mood,lang,finish,like,skip,dislike"
+#define IC_SYNTH_ORACLE_COLS ",p_finish,p_static,p_global"
+
+typedef struct {
+    int n_users;           /* default 2000 */
+    int n_items;           /* default 10000 */
+    int n_days;            /* default 56 (8 weeks) */
+    uint64_t seed;         /* default 1 */
+    double rhythm;         /* 0..1: how much the local hour matters; default 1 */
+    int64_t start;         /* Unix seconds; default 2023-08-01T00:00:00Z */
+    double events_per_day; /* mean plays per active user-day; default 10 */
+} ic_synth_opts;
+
+/* Fills o with the defaults above. */
+void ic_synth_opts_default(ic_synth_opts *o);
+
+/* Checks ranges (users 1..1e6, items 1..1e7, days 1..3660, rhythm in
+ * [0, 1], events_per_day in [2, 1000], |start| <= 2^50). IC_ERR_ARG with
+ * "option: what". */
+ic_status ic_synth_check(const ic_synth_opts *o, ic_error *err);
+
+/* One simulated impression. Values are indices: names come from
+ * ic_synth_genre_name() etc.; genre[1] is -1 unless the item has a second
+ * genre. p_finish is the simulator's true finish probability. Two oracles
+ * for comparison: p_static replaces the hour-dependent taste by the user's
+ * daily average (what a time-blind model could know at best); p_global
+ * adds back only the hour effect shared by all users (what user taste plus
+ * a global hour feature could know). At rhythm 0 all three are equal. */
+typedef struct {
+    int64_t ts;            /* Unix seconds, UTC */
+    int32_t tz_min;        /* the user's UTC offset */
+    uint32_t user;         /* 0..n_users-1, written "u<user>" */
+    uint32_t item;         /* 0..n_items-1, written "i<item>" */
+    int8_t genre[2];
+    int8_t mood, lang;
+    uint8_t finish, like, skip, dislike; /* 0/1; finish and skip exclusive */
+    float p_finish, p_static, p_global;
+} ic_synth_event;
+
+typedef struct {
+    uint64_t events;
+    uint64_t finish, like, skip, dislike;
+    uint32_t users_active; /* users with at least one event */
+    uint32_t items_seen;   /* items with at least one event */
+} ic_synth_stats;
+
+/* Called once per event in time order (ts, then user, then the user's own
+ * order). Return 0 to go on; a negative ic_status stops the run, which
+ * returns it; a positive value stops the run, which returns IC_OK. */
+typedef int (*ic_synth_fn)(void *ctx, const ic_synth_event *ev);
+
+/* Generates the log and hands every event to fn. stats (may be NULL)
+ * receives counts of the events handed out. Memory is bounded by about two
+ * days of events. Errors: IC_ERR_ARG from ic_synth_check, or fn's status. */
+ic_status ic_synth_run(const ic_synth_opts *o, ic_synth_fn fn, void *ctx,
+                       ic_synth_stats *stats, ic_error *err);
+
+/* Writes the header line and one CSV row per event to out (not closed).
+ * IC_ERR_IO if a write fails. */
+ic_status ic_synth_write_csv(const ic_synth_opts *o, FILE *out, ic_synth_stats *stats,
+                             ic_error *err);
+/* The same with the columns IC_SYNTH_ORACLE_COLS appended (the event's
+ * three probabilities, 6 decimals). */
+ic_status ic_synth_write_csv_oracle(const ic_synth_opts *o, FILE *out, ic_synth_stats *stats,
+                                    ic_error *err);
+
+/* Names of value indices ("pop", "calm", "en"); NULL when out of range. */
+const char *ic_synth_genre_name(int g);
+const char *ic_synth_mood_name(int m);
+const char *ic_synth_lang_name(int l);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,33 @@ int cli_parse_time(const char *s, int64_t *out);
 /* True when stderr is a terminal (progress lines go there). */
 int cli_stderr_is_tty(void);
 
+/* ---- shared by train, eval and experiment (tools/report.c) ---- */
+
+/* Prints one line per task: AUC, UAUC, GAUC, logloss, calibration. */
+void cli_print_metrics(FILE *out, const ic_config *cfg, const char *period, uint64_t n,
+                       const ic_metrics *m);
+/* Writes {"n":..,"tasks":{"finish":{"auc":..,...},...}} (no newline). */
+void cli_metrics_json(FILE *out, const ic_config *cfg, uint64_t n, const ic_metrics *m);
+/* A JSON number, or null for NaN/inf. */
+void cli_json_num(FILE *out, double x);
+/* Loads a log with a one-line note on stderr (unless quiet). */
+int cli_load_log(const char *cmd, const char *path, const ic_config *cfg, ic_bad_rows bad,
+                 int quiet, ic_log *log);
+/* Parses --bad-rows=fail|skip. Returns 0 or -1. */
+int cli_parse_bad_rows(const char *s, ic_bad_rows *out);
+
+/* Applies "--set section.key=value" to cfg. Returns 0 or an exit status
+ * after printing the error. */
+int cli_apply_set(const char *cmd, ic_config *cfg, const char *assignment);
+
+/* Applies --clock, --seed (-1 = keep) and --set options, then validates.
+ * Returns 0 or an exit status after printing the error. */
+int cli_config_overrides(const char *cmd, ic_config *cfg, const char *clock, long long seed,
+                         const char *const *sets, int n_sets);
+
+/* Sets the number of BLAS threads (OpenBLAS). */
+void openblas_set_num_threads(int n);
+
 /* Subcommands. Declared weak so the tool builds while some are still being
  * written; the dispatcher lists only those that are linked in. */
 #define IC_CMD(name) int cmd_##name(int argc, char **argv) __attribute__((weak))
