@@ -1,0 +1,234 @@
+/* bench_clock.c: the Interest Clock store's apply + query throughput, as the
+ * engine uses it (query the user's clock at the event's time, then apply
+ * the event), on a generated log; and the brute-force reference on a
+ * smaller log. First checks the fast path against the reference on a
+ * sample of queries in both refresh modes; exits 1 on any difference.
+ * Prints one JSON object per line.
+ *
+ * The log is made here, not by the simulator: Zipf-ish user activity
+ * (s = 1.1 over the users), a daily rhythm in each user's local time (six
+ * time zones), three fields of 20/8/5 values with per-user, per-daypart
+ * favourites, and like/finish/skip/dislike counts. Events are kept compact
+ * and expanded into one reused ic_event per step (a few stores; included
+ * in the timing).
+ * Usage: bench_clock [events (default 2000000)] */
+#include "clock_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
+
+#define DAY 86400
+
+typedef struct {
+    int64_t ts;
+    uint32_t user;
+    int16_t tz;
+    uint8_t g, m, l, act; /* value indices; act bits: like finish skip dislike */
+} cevent;
+
+static const int16_t TZS[6] = {480, 0, -300, 330, -600, 690};
+static const int NVALS[3] = {20, 8, 5};
+
+/* CPU time of this thread: the machine is shared, so wall time would
+ * count other processes' turns; wall time is printed beside it. */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Activity by local hour: low at night, peaks in the evening. */
+static double hour_activity(int h) { return 0.15 + 0.85 * (0.5 - 0.5 * cos((h - 3) * 6.2832 / 24)); }
+
+/* n events over `days` days for n_users users. Times are evenly spread (so
+ * several events share some seconds); each event's user is drawn by Zipf
+ * and kept with the probability of its local hour's activity. */
+static cevent *make_log(size_t n, uint32_t n_users, int days, uint64_t seed)
+{
+    ic_rng r;
+    ic__rng_seed(&r, seed);
+    double *cdf = ic__xmalloc(n_users * sizeof *cdf), z = 0;
+    for (uint32_t u = 0; u < n_users; u++) cdf[u] = (z += pow(u + 1.0, -1.1));
+    cevent *L = ic__xmalloc(n * sizeof *L);
+    const int64_t t0 = 1693526400;
+    for (size_t i = 0; i < n; i++) {
+        int64_t ts = t0 + (int64_t)((double)i * days * DAY / (double)n);
+        uint32_t u;
+        int16_t tz;
+        do {
+            double x = ic__rng_uniform(&r) * z;
+            uint32_t lo = 0, hi = n_users - 1;
+            while (lo < hi) {
+                uint32_t mid = (lo + hi) / 2;
+                if (cdf[mid] < x) lo = mid + 1; else hi = mid;
+            }
+            u = lo;
+            tz = TZS[u % 6];
+        } while (ic__rng_uniform(&r) > hour_activity(ic_local_hour(ts, tz)));
+        int part = ic_local_hour(ts, tz) / 6;
+        uint8_t v[3];
+        for (int f = 0; f < 3; f++) {
+            uint64_t fav = (u * 2654435761u + (uint64_t)part * 97 + (uint64_t)f * 13) % (uint64_t)NVALS[f];
+            v[f] = (uint8_t)(ic__rng_uniform(&r) < 0.6 ? fav : ic__rng_u64(&r) % (uint64_t)NVALS[f]);
+        }
+        uint8_t act = (uint8_t)((ic__rng_uniform(&r) < 0.10) | (ic__rng_uniform(&r) < 0.50) << 1 |
+                                (ic__rng_uniform(&r) < 0.30) << 2 | (ic__rng_uniform(&r) < 0.02) << 3);
+        L[i] = (cevent){ts, u, tz, v[0], v[1], v[2], act};
+    }
+    free(cdf);
+    return L;
+}
+
+/* Value ids: field f, index i -> a nonzero 64-bit id. */
+static uint64_t value_id(int f, int i) { return 0x9E3779B97F4A7C15ull * (uint64_t)(f * 64 + i + 1); }
+
+static void expand(const cevent *c, ic_event *e)
+{
+    e->ts = c->ts;
+    e->tz_min = c->tz;
+    e->user = 0x100000000ull + c->user;
+    e->item = 1;
+    e->val[0] = value_id(0, c->g);
+    e->val[1] = value_id(1, c->m);
+    e->val[2] = value_id(2, c->l);
+    for (int a = 0; a < 4; a++) e->action[a] = (float)((c->act >> a) & 1);
+}
+
+static void event_init(ic_event *e)
+{
+    memset(e, 0, sizeof *e);
+    for (int f = 0; f <= IC_MAX_FIELDS; f++) e->voff[f] = (uint8_t)(f < 3 ? f : 3);
+}
+
+static int views_equal(const ic_clock_view *a, const ic_clock_view *b)
+{
+    if (a->n_fields != b->n_fields || a->k != b->k) return 0;
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < a->n_fields; f++) {
+            if (a->n[h][f] != b->n[h][f]) return 0;
+            for (int i = 0; i < a->n[h][f]; i++)
+                if (a->value[h][f][i] != b->value[h][f][i] || a->score[h][f][i] != b->score[h][f][i])
+                    return 0;
+        }
+    return 1;
+}
+
+/* Replays n events through a store, checking every `every`-th query against
+ * the reference. Returns the number of checked queries, or -1. */
+static long check(const ic_config *cfg, const cevent *L, size_t n, size_t every)
+{
+    ic_event *ev = ic__xmalloc(n * sizeof *ev);
+    for (size_t i = 0; i < n; i++) event_init(&ev[i]), expand(&L[i], &ev[i]);
+    ic_clock_store *s;
+    ic_error err;
+    if (ic_clock_create(&s, cfg, &err) != IC_OK) return -1;
+    long checked = 0;
+    ic_clock_view got, want;
+    for (size_t i = 0; i < n; i++) {
+        int rg = ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, &got);
+        if (i % every == 0) {
+            int rw = ic__clock_query_ref(cfg, ev, i, ev[i].user, ev[i].ts, ev[i].tz_min, &want);
+            if (rg != rw || !views_equal(&got, &want)) {
+                fprintf(stderr, "bench_clock: fast path differs from the reference at event %zu\n", i);
+                checked = -1;
+                break;
+            }
+            checked++;
+        }
+        if (ic_clock_apply(s, &ev[i], &err) != IC_OK) return -1;
+    }
+    ic_clock_free(s);
+    free(ev);
+    return checked;
+}
+
+static void bench_fast(const ic_config *cfg, const cevent *L, size_t n)
+{
+    ic_clock_store *s;
+    ic_error err;
+    if (ic_clock_create(&s, cfg, &err) != IC_OK) exit(1);
+    ic_event e;
+    event_init(&e);
+    ic_clock_view *v = ic__xmalloc(sizeof *v);
+    long filled = 0;
+    double w0 = now(), t0 = cpu_now();
+    for (size_t i = 0; i < n; i++) {
+        expand(&L[i], &e);
+        filled += ic_clock_query(s, e.user, e.ts, e.tz_min, v);
+        ic_clock_apply(s, &e, &err);
+    }
+    double dt = cpu_now() - t0, wall = now() - w0;
+    size_t bytes = ic_clock_bytes(s), users = ic_clock_n_users(s);
+    printf("{\"bench\":\"clock_apply_query\",\"mode\":\"%s\",\"events\":%zu,\"cpu_seconds\":%.3f,"
+           "\"wall_seconds\":%.3f,\"events_per_s\":%.0f,\"ns_per_event\":%.1f,\"nonempty_queries\":%ld,\"users\":%zu,"
+           "\"bytes\":%zu,\"bytes_per_user\":%.0f,\"k\":%d,\"fields\":%d,\"window_days\":%d}\n",
+           cfg->refresh == IC_REFRESH_DAILY ? "daily" : "realtime", n, dt, wall, n / dt, 1e9 * dt / n,
+           filled, users, bytes, (double)bytes / (double)(users ? users : 1), cfg->top_k,
+           cfg->n_clock, cfg->window_days);
+    free(v);
+    ic_clock_free(s);
+}
+
+/* The brute-force reference as a store: every query recomputes from the
+ * raw events applied so far. */
+static void bench_ref(const ic_config *cfg, const cevent *L, size_t n)
+{
+    ic_event *ev = ic__xmalloc(n * sizeof *ev);
+    for (size_t i = 0; i < n; i++) event_init(&ev[i]), expand(&L[i], &ev[i]);
+    ic_clock_view *v = ic__xmalloc(sizeof *v);
+    double t0 = cpu_now();
+    long filled = 0;
+    for (size_t i = 0; i < n; i++)
+        filled += ic__clock_query_ref(cfg, ev, i, ev[i].user, ev[i].ts, ev[i].tz_min, v);
+    double dt = cpu_now() - t0;
+    printf("{\"bench\":\"clock_apply_query_ref\",\"mode\":\"%s\",\"events\":%zu,\"cpu_seconds\":%.3f,"
+           "\"events_per_s\":%.0f,\"nonempty_queries\":%ld}\n",
+           cfg->refresh == IC_REFRESH_DAILY ? "daily" : "realtime", n, dt, n / dt, filled);
+    free(v);
+    free(ev);
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 2000000;
+    if (n < 1000) n = 1000;
+    ic_config cfg;
+    ic_config_default(&cfg); /* k = 3, three fields, 30 days */
+
+    /* 1. Check: 40k events of 400 users over 60 days, every 5th query. */
+    const size_t n_check = 40000;
+    cevent *small = make_log(n_check, 400, 60, 7);
+    for (int mode = 0; mode < 2; mode++) {
+        cfg.refresh = mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME;
+        long c = check(&cfg, small, n_check, 5);
+        printf("{\"bench\":\"clock_check\",\"mode\":\"%s\",\"events\":%zu,\"queries_checked\":%ld,"
+               "\"ok\":%s}\n", mode ? "daily" : "realtime", n_check, c, c > 0 ? "true" : "false");
+        if (c <= 0) return 1;
+    }
+    fflush(stdout);
+
+    /* 2. The reference on the first 5k events of the small log. */
+    cfg.refresh = IC_REFRESH_REALTIME;
+    bench_ref(&cfg, small, 5000);
+    free(small);
+
+    /* 3. The store on n events of 50k users over 60 days. */
+    const char *nu = getenv("BENCH_CLOCK_USERS"); /* for experiments */
+    cevent *big = make_log(n, nu ? (uint32_t)atoi(nu) : 50000, 60, 11);
+    for (int mode = 0; mode < 2; mode++) {
+        cfg.refresh = mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME;
+        bench_fast(&cfg, big, n);
+        fflush(stdout);
+    }
+    free(big);
+    return 0;
+}

@@ -1,0 +1,210 @@
+/* clock_io.c: saving and loading the Interest Clock store in the
+ * versioned, checksummed binary format of util.c (ic__bw_* / ic__br_*).
+ *
+ * Payload (version 1, host-endian):
+ *   clock config: n_clock (i32), per clock field its name (IC_NAME_MAX
+ *     bytes), window_days (i32), top_k (i32), n_actions (i32), per action
+ *     its name (IC_NAME_MAX bytes) and weight (f32)
+ *   last_ts (i64), pruned_below (i64), n_users (u64)
+ *   per user: id (u64), n_ent (u32), n_rec (u32),
+ *     n_ent x { value (u64), hf (u16) },
+ *     n_rec x { ts (i64), delta (f32), ref (u32) }   in time order
+ * Running scores and caches are not saved: a loaded user has no records
+ * included yet, and its first query sums its window from the records.
+ * The loader checks every count, index and order, so a file that passes
+ * the checksum but is inconsistent is still IC_ERR_CORRUPT, never a crash.
+ * Deliberately not here: any text format (see iclock clock --json). */
+#include "clock_internal.h"
+
+#include <math.h>
+
+static const char MAGIC[8] = {'I', 'C', 'C', 'L', 'O', 'C', 'K', '1'};
+#define VERSION 1u
+
+static void w_i32(ic_bwriter *w, int32_t x) { ic__bw_write(w, &x, sizeof x); }
+static void w_name(ic_bwriter *w, const char *s)
+{
+    char buf[IC_NAME_MAX] = {0};
+    ic__strlcpy(buf, s, sizeof buf);
+    ic__bw_write(w, buf, sizeof buf);
+}
+
+static void write_config(ic_bwriter *w, const ic_config *cfg)
+{
+    w_i32(w, cfg->n_clock);
+    for (int f = 0; f < cfg->n_clock; f++) w_name(w, cfg->field[cfg->clock_field[f]]);
+    w_i32(w, cfg->window_days);
+    w_i32(w, cfg->top_k);
+    w_i32(w, cfg->n_actions);
+    for (int a = 0; a < cfg->n_actions; a++) {
+        w_name(w, cfg->action[a].name);
+        ic__bw_write(w, &cfg->action[a].weight, sizeof(float));
+    }
+}
+
+static void write_user(ic_bwriter *w, const ic__clk_user *u)
+{
+    uint32_t n_rec = u->end - u->start;
+    ic__bw_write(w, &u->id, 8);
+    ic__bw_write(w, &u->n_ent, 4);
+    ic__bw_write(w, &n_rec, 4);
+    for (uint32_t e = 0; e < u->n_ent; e++) {
+        ic__bw_write(w, &u->ent[e].value, 8);
+        ic__bw_write(w, &u->ent[e].hf, 2);
+    }
+    for (uint32_t i = u->start; i < u->end; i++) {
+        ic__bw_write(w, &u->rec[i].ts, 8);
+        ic__bw_write(w, &u->rec[i].delta, 4);
+        ic__bw_write(w, &u->rec[i].ref, 4);
+    }
+}
+
+ic_status ic_clock_save(const ic_clock_store *s, const char *path, ic_error *err)
+{
+    ic_bwriter w;
+    ic_status st = ic__bw_open(&w, path, MAGIC, VERSION, err);
+    if (st != IC_OK) return st;
+    write_config(&w, &s->cfg);
+    uint64_t n_users = s->n_users;
+    ic__bw_write(&w, &s->last_ts, 8);
+    ic__bw_write(&w, &s->pruned_below, 8);
+    ic__bw_write(&w, &n_users, 8);
+    for (size_t i = 0; i < s->n_users; i++) write_user(&w, &s->users[i]);
+    return ic__bw_commit(&w, err);
+}
+
+/* ---- loading --------------------------------------------------------------- */
+
+/* Reads a clock-config value and compares it with cfg's. */
+static ic_status check_i32(ic_breader *r, const char *what, int32_t want, ic_error *err)
+{
+    int32_t got;
+    ic_status st = ic__br_read(r, &got, 4, err);
+    if (st != IC_OK) return st;
+    if (got != want)
+        return ic__fail(err, IC_ERR_MISMATCH, "%s: saved with %s = %d, the configuration has %d",
+                        r->path, what, (int)got, (int)want);
+    return IC_OK;
+}
+
+static ic_status check_name(ic_breader *r, const char *what, const char *want, ic_error *err)
+{
+    char got[IC_NAME_MAX], w[IC_NAME_MAX] = {0};
+    ic_status st = ic__br_read(r, got, sizeof got, err);
+    if (st != IC_OK) return st;
+    got[IC_NAME_MAX - 1] = '\0';
+    ic__strlcpy(w, want, sizeof w);
+    if (strcmp(got, w) != 0)
+        return ic__fail(err, IC_ERR_MISMATCH, "%s: saved with %s '%s', the configuration has '%s'",
+                        r->path, what, got, w);
+    return IC_OK;
+}
+
+static ic_status read_config(ic_breader *r, const ic_config *cfg, ic_error *err)
+{
+    ic_status st = check_i32(r, "clock fields", cfg->n_clock, err);
+    for (int f = 0; st == IC_OK && f < cfg->n_clock; f++)
+        st = check_name(r, "clock field", cfg->field[cfg->clock_field[f]], err);
+    if (st == IC_OK) st = check_i32(r, "window_days", cfg->window_days, err);
+    if (st == IC_OK) st = check_i32(r, "top_k", cfg->top_k, err);
+    if (st == IC_OK) st = check_i32(r, "actions", cfg->n_actions, err);
+    for (int a = 0; st == IC_OK && a < cfg->n_actions; a++) {
+        st = check_name(r, "action", cfg->action[a].name, err);
+        float wgt;
+        if (st == IC_OK) st = ic__br_read(r, &wgt, 4, err);
+        if (st == IC_OK && memcmp(&wgt, &cfg->action[a].weight, 4) != 0)
+            st = ic__fail(err, IC_ERR_MISMATCH, "%s: saved with action '%s' weight %g, the configuration has %g",
+                          r->path, cfg->action[a].name, wgt, cfg->action[a].weight);
+    }
+    return st;
+}
+
+static ic_status corrupt(ic_breader *r, ic_error *err, const char *what, uint64_t user)
+{
+    return ic__fail(err, IC_ERR_CORRUPT, "%s: corrupt clock store: %s (user %016llx, payload byte %zu)",
+                    r->path, what, (unsigned long long)user, r->pos);
+}
+
+/* Reads one user's entries and records into a new user of s. remap is
+ * scratch space, grown as needed. */
+static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, ic_error *err)
+{
+    uint64_t id;
+    uint32_t n_ent, n_rec;
+    ic_status st = ic__br_read(r, &id, 8, err);
+    if (st == IC_OK) st = ic__br_read(r, &n_ent, 4, err);
+    if (st == IC_OK) st = ic__br_read(r, &n_rec, 4, err);
+    if (st != IC_OK) return st;
+    if (ic__br_left(r) / 10 < n_ent || (ic__br_left(r) - (size_t)n_ent * 10) / 16 < n_rec)
+        return corrupt(r, err, "counts larger than the file", id);
+    if (ic__clock_user_find(s, id)) return corrupt(r, err, "user saved twice", id);
+    ic__clk_user *u = ic__clock_user_add(s, id);
+    *remap = ic__xrealloc(*remap, ((size_t)n_ent + 1) * sizeof **remap);
+    unsigned n_hf = (unsigned)(IC_HOURS * s->F);
+    for (uint32_t e = 0; e < n_ent; e++) {
+        uint64_t value;
+        uint16_t hf;
+        ic__br_read(r, &value, 8, err); /* cannot fail: counts checked */
+        ic__br_read(r, &hf, 2, err);
+        if (hf >= n_hf || value == 0) return corrupt(r, err, "bad entry", id);
+        (*remap)[e] = ic__clock_entry_get(s, u, hf, value);
+    }
+    for (uint32_t i = 0; i < n_rec; i++) {
+        int64_t ts;
+        float delta;
+        uint32_t ref;
+        ic__br_read(r, &ts, 8, err);
+        ic__br_read(r, &delta, 4, err);
+        ic__br_read(r, &ref, 4, err);
+        uint32_t e = ref & ~IC__CLK_FIRST;
+        if (ts > s->last_ts || (u->end > 0 && ts < u->rec[u->end - 1].ts))
+            return corrupt(r, err, "record time out of order or range", id);
+        if (!isfinite(delta) || (e != IC__CLK_NONE && e >= n_ent))
+            return corrupt(r, err, "bad record", id);
+        if (e != IC__CLK_NONE) {
+            e = (*remap)[e];
+            if (u->ent[e].refs++ == 0) u->n_dead--;
+        }
+        ic__clock_rec_push(u, ts, delta, e | (ref & IC__CLK_FIRST));
+    }
+    return IC_OK;
+}
+
+static ic_status read_store(ic_clock_store *s, ic_breader *r, ic_error *err)
+{
+    ic_status st = read_config(r, &s->cfg, err);
+    uint64_t n_users = 0;
+    if (st == IC_OK) st = ic__br_read(r, &s->last_ts, 8, err);
+    if (st == IC_OK) st = ic__br_read(r, &s->pruned_below, 8, err);
+    if (st == IC_OK) st = ic__br_read(r, &n_users, 8, err);
+    if (st != IC_OK) return st;
+    /* Every apply sets pruned_below to its own horizon (times are ordered). */
+    int64_t horizon = s->last_ts == INT64_MIN ? INT64_MIN : s->last_ts - s->window - 2 * 86400;
+    if (s->pruned_below != horizon) return corrupt(r, err, "inconsistent store times", 0);
+    if (n_users > ic__br_left(r) / 16) return corrupt(r, err, "user count larger than the file", 0);
+    uint32_t *remap = NULL;
+    for (uint64_t i = 0; st == IC_OK && i < n_users; i++) st = read_user(s, r, &remap, err);
+    free(remap);
+    if (st == IC_OK && ic__br_left(r) != 0) return corrupt(r, err, "bytes after the last user", 0);
+    return st;
+}
+
+ic_status ic_clock_load(ic_clock_store **out, const char *path, const ic_config *cfg, ic_error *err)
+{
+    *out = NULL;
+    ic_clock_store *s;
+    ic_status st = ic_clock_create(&s, cfg, err);
+    if (st != IC_OK) return st;
+    ic_breader r;
+    st = ic__br_open(&r, path, MAGIC, VERSION, err);
+    if (st == IC_OK) {
+        st = read_store(s, &r, err);
+        ic__br_close(&r);
+    }
+    if (st != IC_OK) {
+        ic_clock_free(s);
+        return st;
+    }
+    *out = s;
+    return IC_OK;
+}

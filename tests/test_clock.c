@@ -1,0 +1,626 @@
+/* test_clock.c: the Interest Clock store against its brute-force reference
+ * (random logs, both refresh modes, many query times), hand-made boundary
+ * cases (window edge, same-second events, local days across UTC midnight),
+ * memory reclamation of inactive users, and save/load including damaged
+ * files. Scores are sums of small integers times dyadic weights (1, -1,
+ * 0.5, 2, -0.25), exact in float and double, so views must be equal bit for
+ * bit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "clock_internal.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#define DAY 86400
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* An event with values vals[f][0..nv[f]) in field f (3 fields) and actions
+ * like, finish, skip, dislike. */
+static ic_event mk_event(int64_t ts, int32_t tz, uint64_t user, const int nv[3],
+                         const uint64_t vals[3][4], const float act[4])
+{
+    ic_event e;
+    memset(&e, 0, sizeof e);
+    e.ts = ts, e.tz_min = tz, e.user = user, e.item = 7;
+    int n = 0;
+    for (int f = 0; f < 3; f++) {
+        e.voff[f] = (uint8_t)n;
+        for (int j = 0; j < nv[f]; j++) e.val[n++] = vals[f][j];
+    }
+    for (int f = 3; f <= IC_MAX_FIELDS; f++) e.voff[f] = (uint8_t)n;
+    for (int a = 0; a < 4; a++) e.action[a] = act[a];
+    return e;
+}
+
+/* One value per field and a single like. */
+static ic_event simple_event(int64_t ts, int32_t tz, uint64_t user, uint64_t g, uint64_t m, uint64_t l)
+{
+    const int nv[3] = {1, 1, 1};
+    const uint64_t vals[3][4] = {{g}, {m}, {l}};
+    const float act[4] = {1, 0, 0, 0};
+    return mk_event(ts, tz, user, nv, vals, act);
+}
+
+/* Compares two views place by place; prints the first difference. */
+static int views_equal(const ic_clock_view *a, const ic_clock_view *b, const char *ctx)
+{
+    if (a->n_fields != b->n_fields || a->k != b->k) {
+        print_error("%s: shape %d/%d vs %d/%d\n", ctx, a->n_fields, a->k, b->n_fields, b->k);
+        return 0;
+    }
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < a->n_fields; f++) {
+            if (a->n[h][f] != b->n[h][f]) {
+                print_error("%s: hour %d field %d: %d vs %d places\n", ctx, h, f, a->n[h][f], b->n[h][f]);
+                return 0;
+            }
+            for (int i = 0; i < a->n[h][f]; i++)
+                if (a->value[h][f][i] != b->value[h][f][i] || a->score[h][f][i] != b->score[h][f][i]) {
+                    print_error("%s: hour %d field %d place %d: %llu/%g vs %llu/%g\n", ctx, h, f, i,
+                                (unsigned long long)a->value[h][f][i], a->score[h][f][i],
+                                (unsigned long long)b->value[h][f][i], b->score[h][f][i]);
+                    return 0;
+                }
+        }
+    return 1;
+}
+
+static int view_places(const ic_clock_view *v)
+{
+    int n = 0;
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < v->n_fields; f++) n += v->n[h][f];
+    return n;
+}
+
+/* Queries the store and the reference (over all of log[0..n), of which
+ * only events before the window's end may count) and asserts equality. */
+static int check_query(ic_clock_store *s, const ic_config *cfg, const ic_event *log, size_t n,
+                       uint64_t user, int64_t t, int32_t tz)
+{
+    ic_clock_view got, want;
+    int rg = ic_clock_query(s, user, t, tz, &got);
+    int rw = ic__clock_query_ref(cfg, log, n, user, t, tz, &want);
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "%s user %llu t %lld tz %d", cfg->refresh == IC_REFRESH_DAILY ? "daily" : "realtime",
+             (unsigned long long)user, (long long)t, (int)tz);
+    if (rg != rw) print_error("%s: returned %d, reference %d\n", ctx, rg, rw);
+    assert_int_equal(rg, rw);
+    assert_true(views_equal(&got, &want, ctx));
+    return view_places(&want);
+}
+
+/* ---- random logs ------------------------------------------------------------ */
+
+static const int32_t TZS[] = {-600, 690, 0, 330, -300, 540};
+
+typedef struct {
+    ic_event *ev;
+    size_t n;
+    int n_users;
+} rlog;
+
+/* A log of n events over `days` days on a coarse time grid (so window edges
+ * and hour boundaries fall exactly on events, and seconds repeat), users of
+ * Zipf-ish activity, some of them away for longer than the window. */
+static rlog random_log(uint64_t seed, size_t n, int n_users, int days, int window_days)
+{
+    ic_rng r;
+    ic__rng_seed(&r, seed);
+    rlog L = {ic__xcalloc(n, sizeof(ic_event)), n, n_users};
+    const int nvals[3] = {6, 4, 3};
+    /* Times are a 15-minute grid g (local midnights of every tz in TZS lie
+     * on it) plus sometimes one second, so window edges t - W and local day
+     * starts fall exactly on other events. */
+    int64_t g = 1693526400 - 7 * 3600, t = g;
+    for (size_t i = 0; i < n; i++) {
+        /* The same second (3 in 8), or 15 to 60 minutes later. */
+        if (ic__rng_u64(&r) % 8 >= 3) {
+            g += 900 * (1 + (int64_t)(ic__rng_u64(&r) % 4));
+            if (ic__rng_u64(&r) % 500 == 0) g += (int64_t)(window_days + 1) * DAY; /* everyone away */
+            t = g + (ic__rng_u64(&r) % 6 == 0);
+        }
+        (void)days;
+        int user = (int)(n_users * ic__rng_uniform(&r) * ic__rng_uniform(&r)); /* skewed */
+        /* Users in the upper half are away from 1/3 to 2/3 of the log. */
+        if (user >= n_users / 2 && i > n / 3 && i < 2 * n / 3) user = (int)(ic__rng_u64(&r) % (n_users / 2));
+        int32_t tz = TZS[(user + (i > n / 2 && user % 3 == 0)) % 6]; /* some move */
+        int nv[3];
+        uint64_t vals[3][4];
+        for (int f = 0; f < 3; f++) {
+            uint64_t c = ic__rng_u64(&r) % 10;
+            nv[f] = c == 0 ? 0 : c < 7 ? 1 : c < 9 ? 2 : 3;
+            for (int j = 0; j < nv[f]; j++) {
+                /* Per-user preferences: a skew towards user-dependent values. */
+                uint64_t v = (ic__rng_u64(&r) % 3 == 0) ? (uint64_t)(user % nvals[f])
+                                                         : ic__rng_u64(&r) % (uint64_t)nvals[f];
+                vals[f][j] = ic__rng_u64(&r) % 40 == 0 ? 0 : 1 + v; /* 0 = no value */
+            }
+        }
+        float act[4];
+        for (int a = 0; a < 4; a++) act[a] = (float)(ic__rng_u64(&r) % 3 == 0);
+        L.ev[i] = mk_event(t, tz, 1000 + (uint64_t)user, nv, vals, act);
+    }
+    return L;
+}
+
+/* Replays the log: before each event, queries its user at the event's time
+ * (and sometimes another user, and a time up to a day earlier); after it,
+ * queries again at the same second (the event must not be seen). At the end,
+ * queries every user at later and later times (expiry of inactive users).
+ * Returns the number of non-empty places compared. */
+static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r)
+{
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, cfg, &err), IC_OK);
+    long places = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        const ic_event *e = &L->ev[i];
+        places += check_query(s, cfg, L->ev, L->n, e->user, e->ts, e->tz_min);
+        if (ic__rng_u64(r) % 4 == 0) {
+            uint64_t other = 1000 + ic__rng_u64(r) % (uint64_t)(L->n_users + 2); /* some unknown */
+            int64_t back = i ? e->ts - (int64_t)(ic__rng_u64(r) % DAY) : e->ts;
+            if (i && back < L->ev[i - 1].ts - DAY) back = L->ev[i - 1].ts - DAY;
+            places += check_query(s, cfg, L->ev, L->n, other, back, TZS[ic__rng_u64(r) % 6]);
+        }
+        assert_int_equal(ic_clock_apply(s, e, &err), IC_OK);
+        if (ic__rng_u64(r) % 3 == 0) places += check_query(s, cfg, L->ev, L->n, e->user, e->ts, e->tz_min);
+    }
+    int64_t end = L->ev[L->n - 1].ts + 1;
+    for (int64_t dt = 0; dt <= (int64_t)(cfg->window_days + 2) * DAY; dt += DAY / 4 + 1)
+        for (int u = 0; u < L->n_users; u++)
+            places += check_query(s, cfg, L->ev, L->n, 1000 + (uint64_t)u, end + dt, TZS[u % 6]);
+    ic_clock_free(s);
+    return places;
+}
+
+static void base_config(ic_config *cfg, int window_days, int k, ic_refresh mode)
+{
+    ic_config_default(cfg);
+    cfg->window_days = window_days;
+    cfg->top_k = k;
+    cfg->refresh = mode;
+}
+
+static void test_property_default_weights(void **state)
+{
+    (void)state;
+    ic_rng r;
+    ic__rng_seed(&r, 11);
+    for (int mode = 0; mode < 2; mode++) {
+        rlog L = random_log(1 + (uint64_t)mode, 4000, 14, 0, 2);
+        ic_config cfg;
+        base_config(&cfg, 2, 3, mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME);
+        long places = replay_and_check(&cfg, &L, &r);
+        /* Guard against a vacuous pass: most compared clocks were non-empty. */
+        assert_true(places > 20000);
+        free(L.ev);
+    }
+}
+
+static void test_property_other_shapes(void **state)
+{
+    (void)state;
+    ic_rng r;
+    ic__rng_seed(&r, 12);
+    for (int mode = 0; mode < 2; mode++) {
+        ic_config cfg;
+        base_config(&cfg, 1, 2, mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME);
+        /* Two clock fields in another order, dyadic non-unit weights. */
+        cfg.n_clock = 2;
+        cfg.clock_field[0] = 2;
+        cfg.clock_field[1] = 0;
+        const float w[4] = {0.5f, 2.0f, -1.0f, -0.25f};
+        for (int a = 0; a < 4; a++) cfg.action[a].weight = w[a];
+        rlog L = random_log(7 + (uint64_t)mode, 3000, 9, 0, 1);
+        assert_true(replay_and_check(&cfg, &L, &r) > 10000);
+        /* k = 8 (every value fits), window 5 days. */
+        base_config(&cfg, 5, IC_MAX_TOPK, mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME);
+        assert_true(replay_and_check(&cfg, &L, &r) > 10000);
+        free(L.ev);
+    }
+}
+
+/* ---- hand-made boundary cases ------------------------------------------------ */
+
+static void test_window_edges_realtime(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    const int64_t T = 1700000000; /* 22:13:20 UTC */
+    ic_event a = simple_event(T, 0, 5, 11, 21, 31), b = simple_event(T, 0, 5, 12, 21, 31);
+    assert_int_equal(ic_clock_apply(s, &a, &err), IC_OK);
+    assert_int_equal(ic_clock_apply(s, &b, &err), IC_OK);
+    ic_clock_view v;
+    /* Both applied, but a query at their own second sees neither. */
+    assert_int_equal(ic_clock_query(s, 5, T, 0, &v), 0);
+    assert_int_equal(view_places(&v), 0);
+    /* One second later: both; genre tie 1 vs 1 broken by id (11 < 12). */
+    assert_int_equal(ic_clock_query(s, 5, T + 1, 0, &v), 1);
+    int h = ic_local_hour(T, 0);
+    assert_int_equal(v.n[h][0], 2);
+    assert_true(v.value[h][0][0] == 11 && v.value[h][0][1] == 12);
+    assert_true(v.n[h][1] == 1 && v.value[h][1][0] == 21 && v.score[h][1][0] == 2.0f);
+    assert_int_equal(v.n[(h + 1) % 24][0], 0);
+    /* t - W <= ts: still in at exactly T + W, gone one second later. */
+    assert_int_equal(ic_clock_query(s, 5, T + 30 * DAY, 0, &v), 1);
+    assert_int_equal(v.n[h][1], 1);
+    assert_int_equal(ic_clock_query(s, 5, T + 30 * DAY + 1, 0, &v), 0);
+    assert_int_equal(view_places(&v), 0);
+    /* Unknown user: empty view with the right shape. */
+    assert_int_equal(ic_clock_query(s, 99, T + 30 * DAY + 1, 0, &v), 0);
+    assert_int_equal(v.n_fields, 3);
+    assert_int_equal(v.k, 3);
+    /* Out of order: refused, store unchanged. */
+    ic_event late = simple_event(T - 1, 0, 5, 13, 21, 31);
+    assert_int_equal(ic_clock_apply(s, &late, &err), IC_ERR_ORDER);
+    assert_int_equal(ic_clock_query(s, 5, T + 1, 0, &v), 1);
+    assert_int_equal(v.n[ic_local_hour(T - 1, 0)][0], 2);
+    ic_clock_free(s);
+}
+
+static void test_negative_and_hours(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    const int64_t D = 1699920000; /* a UTC midnight */
+    const int nv[3] = {1, 1, 0};
+    const uint64_t vals[3][4] = {{11}, {21}, {0}};
+    const float skip[4] = {0, 0, 1, 0}, like_fin[4] = {1, 1, 0, 0};
+    /* 09:59:59 and 10:00:00 local at +05:30 fall in different hours. */
+    ic_event e1 = mk_event(D - 330 * 60 + 10 * 3600 - 1, 330, 1, nv, vals, like_fin);
+    ic_event e2 = mk_event(D - 330 * 60 + 10 * 3600, 330, 1, nv, vals, skip);
+    assert_int_equal(ic_clock_apply(s, &e1, &err), IC_OK);
+    assert_int_equal(ic_clock_apply(s, &e2, &err), IC_OK);
+    ic_clock_view v;
+    assert_int_equal(ic_clock_query(s, 1, e2.ts + 1, 330, &v), 1);
+    assert_true(v.n[9][0] == 1 && v.score[9][0][0] == 2.0f);
+    /* A negative total stays out; lang had no values at all. */
+    assert_int_equal(v.n[10][0], 0);
+    assert_int_equal(v.n[9][2], 0);
+    /* The user returns 40 days later: the old events are gone. */
+    ic_event e3 = simple_event(e2.ts + 40 * DAY, 330, 1, 12, 22, 32);
+    assert_int_equal(ic_clock_apply(s, &e3, &err), IC_OK);
+    assert_int_equal(ic_clock_query(s, 1, e3.ts + 1, 330, &v), 1);
+    assert_int_equal(view_places(&v), 3);
+    assert_int_equal(v.value[10][0][0], 12);
+    ic_clock_free(s);
+}
+
+static void test_daily_local_day(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 2, 3, IC_REFRESH_DAILY);
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    const int32_t tz = 690; /* +11:30: local midnight is 12:30 UTC the day before */
+    const int64_t M = 1699920000 - tz * 60; /* a local midnight */
+    ic_event e = simple_event(M - 1, tz, 3, 11, 21, 31); /* 23:59:59 local */
+    assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+    ic_clock_view v;
+    /* Seen from the next local midnight (the nightly job has run), not
+     * during its own local day, even at its own second or later. */
+    assert_int_equal(ic_clock_query(s, 3, M, tz, &v), 1);
+    assert_int_equal(v.n[23][0], 1);
+    assert_int_equal(ic_clock_query(s, 3, M - 1, tz, &v), 0);
+    /* In UTC (tz 0) M - 1 is 12:29:59, a day whose start is before it. */
+    assert_int_equal(ic_clock_query(s, 3, M + 1, 0, &v), 0);
+    /* From local midnight on: seen, for W days; from day W+1: gone. */
+    assert_int_equal(ic_clock_query(s, 3, M + 2 * DAY - 1, tz, &v), 1);
+    assert_int_equal(v.value[23][0][0], 11);
+    assert_int_equal(ic_clock_query(s, 3, M + 2 * DAY, tz, &v), 0);
+    ic_clock_free(s);
+}
+
+/* ---- memory -------------------------------------------------------------------- */
+
+static void test_inactive_users_forgotten(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    const int64_t T = 1700000000;
+    for (int j = 0; j < 5; j++)
+        for (uint64_t u = 1; u <= 200; u++) {
+            ic_event e = simple_event(T + j, 0, u, 11 + j, 21, 31);
+            assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+        }
+    assert_int_equal(ic_clock_n_users(s), 200);
+    size_t full = ic_clock_bytes(s);
+    /* One user stays active long after the window: the sweep frees the rest. */
+    for (int j = 0; j < 400; j++) {
+        ic_event e = simple_event(T + 33 * DAY + j * 60, 0, 500, 11, 21, 31);
+        assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+    }
+    assert_int_equal(ic_clock_n_users(s), 1);
+    size_t cursor = 0;
+    uint64_t id = 0;
+    assert_int_equal(ic_clock_next_user(s, &cursor, &id), 1);
+    assert_int_equal(id, 500);
+    assert_int_equal(ic_clock_next_user(s, &cursor, &id), 0);
+    assert_true(ic_clock_bytes(s) * 4 < full);
+    ic_clock_view v;
+    assert_int_equal(ic_clock_query(s, 7, T + 34 * DAY, 0, &v), 0);
+    ic_clock_free(s);
+    ic_clock_free(NULL);
+}
+
+/* ---- save and load ------------------------------------------------------------ */
+
+static void tmp_path(char *path, size_t cap)
+{
+    snprintf(path, cap, "/tmp/ic_test_clock_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+static void test_save_load_roundtrip(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 2, 3, IC_REFRESH_REALTIME);
+    rlog L = random_log(21, 3000, 10, 0, 2);
+    ic_clock_store *s, *s2;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    size_t half = L.n / 2;
+    ic_clock_view v1, v2;
+    for (size_t i = 0; i < half; i++) {
+        ic_clock_query(s, L.ev[i].user, L.ev[i].ts, L.ev[i].tz_min, &v1);
+        assert_int_equal(ic_clock_apply(s, &L.ev[i], &err), IC_OK);
+    }
+    char path[64];
+    tmp_path(path, sizeof path);
+    assert_int_equal(ic_clock_save(s, path, &err), IC_OK);
+    assert_int_equal(ic_clock_load(&s2, path, &cfg, &err), IC_OK);
+    assert_int_equal(ic_clock_n_users(s2), ic_clock_n_users(s));
+    size_t cursor = 0;
+    uint64_t id;
+    while (ic_clock_next_user(s, &cursor, &id)) {
+        assert_int_equal(ic_clock_query(s, id, L.ev[half].ts, 0, &v1),
+                         ic_clock_query(s2, id, L.ev[half].ts, 0, &v2));
+        assert_true(views_equal(&v1, &v2, "after load"));
+    }
+    /* Continue both: identical to each other and to the reference. */
+    long places = 0;
+    for (size_t i = half; i < L.n; i++) {
+        const ic_event *e = &L.ev[i];
+        places += check_query(s2, &cfg, L.ev, L.n, e->user, e->ts, e->tz_min);
+        assert_int_equal(ic_clock_query(s, e->user, e->ts, e->tz_min, &v1),
+                         ic_clock_query(s2, e->user, e->ts, e->tz_min, &v2));
+        assert_true(views_equal(&v1, &v2, "continued"));
+        assert_int_equal(ic_clock_apply(s, e, &err), IC_OK);
+        assert_int_equal(ic_clock_apply(s2, e, &err), IC_OK);
+    }
+    assert_true(places > 1000);
+    ic_clock_free(s2);
+
+    /* Another configuration: IC_ERR_MISMATCH naming the setting. */
+    ic_config other = cfg;
+    other.window_days = 3;
+    assert_int_equal(ic_clock_load(&s2, path, &other, &err), IC_ERR_MISMATCH);
+    assert_null(s2);
+    assert_non_null(strstr(err.msg, "window_days"));
+    other = cfg, other.top_k = 2;
+    assert_int_equal(ic_clock_load(&s2, path, &other, &err), IC_ERR_MISMATCH);
+    other = cfg, other.action[2].weight = -2;
+    assert_int_equal(ic_clock_load(&s2, path, &other, &err), IC_ERR_MISMATCH);
+    assert_non_null(strstr(err.msg, "skip"));
+    other = cfg, other.clock_field[1] = 2, other.clock_field[2] = 1;
+    assert_int_equal(ic_clock_load(&s2, path, &other, &err), IC_ERR_MISMATCH);
+    other = cfg, other.n_clock = 2;
+    assert_int_equal(ic_clock_load(&s2, path, &other, &err), IC_ERR_MISMATCH);
+    /* The refresh mode is not part of the saved state. */
+    other = cfg, other.refresh = IC_REFRESH_DAILY;
+    assert_int_equal(ic_clock_load(&s2, path, &other, &err), IC_OK);
+    ic_clock_free(s2);
+    assert_int_equal(ic_clock_load(&s2, "/nonexistent/clock.bin", &cfg, &err), IC_ERR_IO);
+    ic_clock_free(s);
+    unlink(path);
+    free(L.ev);
+}
+
+/* A small saved store: a few users, events, entries. */
+static void small_store_file(const char *path, const ic_config *cfg)
+{
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, cfg, &err), IC_OK);
+    rlog L = random_log(5, 12, 3, 0, 30);
+    for (size_t i = 0; i < L.n; i++) assert_int_equal(ic_clock_apply(s, &L.ev[i], &err), IC_OK);
+    assert_int_equal(ic_clock_save(s, path, &err), IC_OK);
+    ic_clock_free(s);
+    free(L.ev);
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void write_bytes(const char *path, const unsigned char *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_damaged_files(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    char path[64];
+    tmp_path(path, sizeof path);
+    small_store_file(path, &cfg);
+    long n = file_size(path);
+    assert_true(n > 400);
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = malloc((size_t)n);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    ic_clock_store *s2;
+    ic_error err;
+    /* The intact bytes load (so the failures below are the damage's). */
+    write_bytes(path, buf, (size_t)n);
+    assert_int_equal(ic_clock_load(&s2, path, &cfg, &err), IC_OK);
+    ic_clock_free(s2);
+    /* Every cut point. */
+    for (long cut = 0; cut < n; cut++) {
+        write_bytes(path, buf, (size_t)cut);
+        assert_int_equal(ic_clock_load(&s2, path, &cfg, &err), IC_ERR_CORRUPT);
+        assert_null(s2);
+    }
+    /* Every byte flipped. */
+    for (long i = 0; i < n; i++) {
+        buf[i] ^= 0x5a;
+        write_bytes(path, buf, (size_t)n);
+        ic_status st = ic_clock_load(&s2, path, &cfg, &err);
+        assert_true(st == IC_ERR_CORRUPT || st == IC_ERR_MISMATCH);
+        assert_null(s2);
+        buf[i] ^= 0x5a;
+    }
+    free(buf);
+    unlink(path);
+}
+
+/* Rewrites the payload of a saved store with byte i xor-ed and a valid
+ * checksum: the loader's own checks must catch what the checksum no longer
+ * does, or the store must load and work. */
+static void test_consistent_checksum_fuzz(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    char path[64];
+    tmp_path(path, sizeof path);
+    small_store_file(path, &cfg);
+    ic_breader r;
+    ic_error err;
+    static const char MAGIC[8] = {'I', 'C', 'C', 'L', 'O', 'C', 'K', '1'};
+    assert_int_equal(ic__br_open(&r, path, MAGIC, 1, &err), IC_OK);
+    size_t len = r.len;
+    unsigned char *p = malloc(len);
+    assert_int_equal(ic__br_read(&r, p, len, &err), IC_OK);
+    ic__br_close(&r);
+    int loaded = 0, refused = 0;
+    for (size_t i = 0; i < len; i++)
+        for (int bit = 0; bit < 8; bit += 3) {
+            p[i] ^= (unsigned char)(1u << bit);
+            ic_bwriter w;
+            assert_int_equal(ic__bw_open(&w, path, MAGIC, 1, &err), IC_OK);
+            ic__bw_write(&w, p, len);
+            assert_int_equal(ic__bw_commit(&w, &err), IC_OK);
+            p[i] ^= (unsigned char)(1u << bit);
+            ic_clock_store *s2;
+            ic_status st = ic_clock_load(&s2, path, &cfg, &err);
+            if (st != IC_OK) {
+                assert_true(st == IC_ERR_CORRUPT || st == IC_ERR_MISMATCH);
+                assert_null(s2);
+                refused++;
+                continue;
+            }
+            /* Loaded (e.g. a changed value id or delta): usable. */
+            loaded++;
+            ic_clock_view v;
+            size_t cursor = 0;
+            uint64_t id;
+            while (ic_clock_next_user(s2, &cursor, &id))
+                ic_clock_query(s2, id, s2->last_ts + 1, 0, &v);
+            ic_clock_free(s2);
+        }
+    /* Both kinds happen: config/count/index bytes are refused. */
+    assert_true(refused > 100);
+    assert_true(loaded > 10);
+    free(p);
+    unlink(path);
+}
+
+/* ---- the SVG dial -------------------------------------------------------------- */
+
+static void test_plot_svg(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    ic_clock_view v;
+    memset(&v, 0, sizeof v);
+    v.n_fields = 3, v.k = 3;
+    v.n[7][0] = 2, v.value[7][0][0] = 11, v.value[7][0][1] = 12, v.score[7][0][0] = 3;
+    v.n[20][2] = 1, v.value[20][2][0] = 0xabcdef;
+    ic_names *names = ic_names_create();
+    ic_names_put(names, 11, "r&b <soul>", 10);
+    char path[64];
+    tmp_path(path, sizeof path);
+    FILE *f = fopen(path, "w+");
+    ic_error err;
+    assert_int_equal(ic_plot_clock_svg(f, &v, &cfg, names, "a \"title\"", &err), IC_OK);
+    long n = ftell(f);
+    char *buf = calloc(1, (size_t)n + 1);
+    rewind(f);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    assert_non_null(strstr(buf, "<svg"));
+    assert_non_null(strstr(buf, "</svg>\n"));
+    /* Escaped name and title; an unnamed id in hex; every hour labelled. */
+    assert_non_null(strstr(buf, "r&amp;b &lt;soul&gt;"));
+    assert_null(strstr(buf, "<soul>"));
+    assert_non_null(strstr(buf, "a &quot;title&quot;"));
+    assert_non_null(strstr(buf, "0000000000abcdef"));
+    for (int h = 0; h < 24; h++) {
+        char lab[32];
+        snprintf(lab, sizeof lab, ">%02d</text>", h);
+        assert_non_null(strstr(buf, lab));
+    }
+    /* 24 sectors per ring, 3 rings: 72 wedges. */
+    int wedges = 0;
+    for (char *p = buf; (p = strstr(p, "<path")); p++) wedges++;
+    assert_int_equal(wedges, 72);
+    free(buf);
+    ic_names_free(names);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_window_edges_realtime),
+        cmocka_unit_test(test_negative_and_hours),
+        cmocka_unit_test(test_daily_local_day),
+        cmocka_unit_test(test_property_default_weights),
+        cmocka_unit_test(test_property_other_shapes),
+        cmocka_unit_test(test_inactive_users_forgotten),
+        cmocka_unit_test(test_save_load_roundtrip),
+        cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_consistent_checksum_fuzz),
+        cmocka_unit_test(test_plot_svg),
+    };
+    return cmocka_run_group_tests_name("clock", tests, NULL, NULL);
+}
