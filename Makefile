@@ -24,7 +24,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(B)/%.o)
 
-.PHONY: all deps test asan bench demo clean fixtures
+.PHONY: all deps test asan bench demo clean fixtures bench-serve
 all: $(B)/iclock
 
 deps:
@@ -62,6 +62,17 @@ asan:
 
 bench: $(B)/iclock $(BENCHES)
 	@for b in $(BENCHES); do ICLOCK_BIN=$(B)/iclock $$b || exit 1; done
+
+# The server under load: rank requests with 100 candidates while ~1,000
+# events/s stream in (wrk; docs/PERFORMANCE.md, "Serving").
+bench-serve: $(B)/iclock
+	bash bench/bench_serve.sh $(B)/iclock
+
+# Regenerates the reference fixtures the tests compare against (PyTorch and
+# sklearn, from Debian's packages: scripts/deps.sh --with-python).
+fixtures:
+	/usr/bin/python3 tools/reference/dcnv2_reference.py tests/data/model_fixture.txt
+	/usr/bin/python3 tools/reference/metrics_reference.py
 
 demo: deps $(B)/iclock
 	$(B)/iclock demo

@@ -1,0 +1,556 @@
+/* model.c: the ranking model: turns samples (event + clock) into a batch
+ * plan over the embedding tables, runs the DCN-V2 network (nn.c), applies
+ * the optimizers (Adam on the dense block, Adagrad or Adam on the rows the
+ * batch touched), and saves/loads everything needed to resume training
+ * bit-identically.
+ *
+ * Deliberately not here: the layers' math (nn_impl.h), building clocks
+ * (clock.c), the training loop over a log (engine.c). See docs/MODEL.md. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define IC__MAX_TABLES (2 + IC_MAX_FIELDS)
+
+struct ic_model {
+    ic_config cfg;
+    ic__shape sh;
+    ic__net_f net;
+    float *opt_mem;          /* (2, n_params): Adam m then v */
+    float *adam_m, *adam_v;  /* named pointers into opt_mem */
+    int64_t step;            /* dense Adam steps taken */
+    int n_tab;
+    ic__emb tab[IC__MAX_TABLES]; /* user, item, field 0..F-1 */
+    ic__plan plan;
+    int32_t *u_seg, *u_ent;  /* (cap_u) clock dedupe: segment and entry of row u */
+    int cap_u;
+    ic_rng rng;
+};
+
+/* ---- creation ---------------------------------------------------------------- */
+
+/* Glorot uniform for a (fan_out, fan_in) weight, from the model's rng. */
+static void xavier(float *w, size_t fan_out, size_t fan_in, ic_rng *rng)
+{
+    double a = sqrt(6.0 / (double)(fan_in + fan_out));
+    for (size_t i = 0; i < fan_out * fan_in; i++) w[i] = (float)((2 * ic__rng_uniform(rng) - 1) * a);
+}
+
+static void normal_fill(float *x, size_t n, double std, ic_rng *rng)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)(ic__rng_normal(rng) * std);
+}
+
+/* Draws the dense parameters in block order: the time tables N(0,
+ * init_std), weights Glorot uniform, biases and the adaptive clock's A
+ * zero, log sigma = log(clock_sigma). */
+static void init_params(ic_model *m)
+{
+    const ic__shape *sh = &m->sh;
+    ic__params_f *p = &m->net.p;
+    normal_fill(p->hour, (size_t)IC_HOURS * sh->d, m->cfg.init_std, &m->rng);
+    normal_fill(p->dow, (size_t)7 * sh->d, m->cfg.init_std, &m->rng);
+    if (p->s) p->s[0] = (float)log(sh->sigma);
+    for (int l = 0; l < sh->L; l++) {
+        if (sh->r == 0) {
+            xavier(p->cw[l], sh->D, sh->D, &m->rng);
+        } else {
+            xavier(p->cv[l], sh->r, sh->D, &m->rng);
+            xavier(p->cu[l], sh->D, sh->r, &m->rng);
+        }
+    }
+    for (int i = 0; i < sh->n_mlp; i++)
+        xavier(p->mw[i], sh->mlp[i], i ? sh->mlp[i - 1] : sh->D, &m->rng);
+    xavier(p->hw, sh->T, sh->S, &m->rng);
+}
+
+ic_status ic_model_create(ic_model **out, const ic_config *cfg, ic_error *err)
+{
+    *out = NULL;
+    ic__shape sh;
+    ic_status st = ic__shape_init(&sh, cfg, err);
+    if (st) return st;
+    if (cfg->batch < 1) return ic__fail(err, IC_ERR_CONFIG, "model: batch: must be at least 1");
+    ic_model *m = ic__xcalloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->sh = sh;
+    ic__rng_seed(&m->rng, cfg->seed);
+    /* A first guess of the entries per sample; the workspace grows once if
+     * a batch needs more. */
+    int per = 2 + sh.F + sh.NC * 8;
+    ic__net_init_f(&m->net, &m->sh, cfg->batch, cfg->batch * per);
+    m->opt_mem = ic__xalloc_aligned(2 * sh.n_params * sizeof(float));
+    m->adam_m = m->opt_mem;
+    m->adam_v = m->opt_mem + sh.n_params;
+    m->n_tab = 2 + sh.F;
+    for (int t = 0; t < m->n_tab; t++) ic__emb_init(&m->tab[t], sh.d, cfg->emb_optim);
+    init_params(m);
+    *out = m;
+    return IC_OK;
+}
+
+void ic_model_free(ic_model *m)
+{
+    if (!m) return;
+    ic__net_free_f(&m->net);
+    free(m->opt_mem);
+    for (int t = 0; t < m->n_tab; t++) ic__emb_free(&m->tab[t]);
+    ic__plan_free(&m->plan);
+    free(m->u_seg);
+    free(m->u_ent);
+    free(m);
+}
+
+size_t ic_model_n_dense(const ic_model *m) { return m->sh.n_params; }
+
+size_t ic_model_n_rows(const ic_model *m)
+{
+    size_t n = 0;
+    for (int t = 0; t < m->n_tab; t++) n += m->tab[t].n;
+    return n;
+}
+
+/* ---- batch plans -------------------------------------------------------------- */
+
+/* Upper bounds of the entries and clock occurrences of a batch. */
+static void plan_bounds(const ic_model *m, const ic_sample *s, int B, int *E, int *O)
+{
+    long e = 0, o = 0;
+    for (int b = 0; b < B; b++) {
+        e += 2 + s[b].ev->voff[m->sh.F];
+        if (!m->sh.NC || !s[b].clock) continue;
+        for (int t = 0; t < IC_HOURS; t++)
+            for (int c = 0; c < m->sh.NC; c++) o += s[b].clock->n[t][c];
+    }
+    IC_ASSERT(e + o < INT32_MAX / 2);
+    *E = (int)(e + o);
+    *O = (int)o;
+}
+
+/* The batch index u of id's row in table tab (adding the row in training,
+ * drawn N(0, init_std)), or -1: id 0, or unseen at prediction time. */
+static int plan_row(ic_model *m, int tab, uint64_t id, int train)
+{
+    if (id == 0) return -1;
+    ic__emb *t = &m->tab[tab];
+    int64_t row;
+    int d = m->sh.d;
+    if (train) {
+        int added;
+        row = ic__emb_add(t, id, &added);
+        if (added) normal_fill(t->rows + (size_t)row * d, d, m->cfg.init_std, &m->rng);
+    } else {
+        row = ic__emb_find(t, id);
+        if (row < 0) return -1;
+    }
+    if (t->mark[row] >= 0) return t->mark[row];
+    ic__plan *pl = &m->plan;
+    int u = pl->U++;
+    t->mark[row] = u;
+    pl->u_tab[u] = tab;
+    pl->u_row[u] = row;
+    m->u_seg[u] = -1;
+    memcpy(m->net.R + (size_t)u * d, t->rows + (size_t)row * d, d * sizeof(float));
+    return u;
+}
+
+static void add_entry(ic__plan *pl, int u, float w)
+{
+    pl->ent_u[pl->E] = u;
+    pl->ent_w[pl->E] = w;
+    pl->E++;
+}
+
+/* The clock segment of field c for sample b: each distinct value once, and
+ * one occurrence per (slot, value) with the slot's pooling weight. */
+static void plan_clock(ic_model *m, const ic_sample *s, int b, int c, int train)
+{
+    ic__plan *pl = &m->plan;
+    const ic_clock_view *v = s->clock;
+    int tab = 2 + m->cfg.clock_field[c], seg = b * m->sh.NS + 2 + m->sh.F + c;
+    int t0 = 0, t1 = IC_HOURS;
+    if (m->sh.clock == IC_CLOCK_NAIVE) t1 = (t0 = pl->hour[b]) + 1; /* other slots weigh 0 */
+    for (int t = t0; v && t < t1; t++) {
+        int n = v->n[t][c] < IC_MAX_TOPK ? v->n[t][c] : IC_MAX_TOPK;
+        float total = 0;
+        if (m->cfg.clock_pool == IC_POOL_SCORE) /* mean pooling never reads the scores */
+            for (int k = 0; k < n; k++) total += v->score[t][c][k];
+        int by_score = total > 0;
+        for (int k = 0; k < n; k++) {
+            int u = plan_row(m, tab, v->value[t][c][k], train);
+            if (u < 0) continue; /* unseen: a zero vector in the slot's mean */
+            if (m->u_seg[u] != seg) {
+                m->u_seg[u] = seg;
+                m->u_ent[u] = pl->E;
+                add_entry(pl, u, 0);
+            }
+            pl->occ_e[pl->O] = m->u_ent[u];
+            pl->occ_t[pl->O] = (uint8_t)t;
+            pl->occ_p[pl->O] = by_score ? v->score[t][c][k] / total : 1.0f / n;
+            pl->O++;
+        }
+    }
+}
+
+static void plan_sample(ic_model *m, const ic_sample *s, int b, int train, int labels)
+{
+    ic__plan *pl = &m->plan;
+    const ic_event *ev = s->ev;
+    const ic__shape *sh = &m->sh;
+    int NS = sh->NS, u;
+    pl->hour[b] = ic_local_hour(ev->ts, ev->tz_min);
+    pl->dow[b] = ic_local_dow(ev->ts, ev->tz_min);
+    pl->hfrac[b] = ic_local_hour_frac(ev->ts, ev->tz_min);
+    if (labels)
+        for (int t = 0; t < sh->T; t++) pl->label[b * sh->T + t] = ev->label[t];
+    pl->seg_off[b * NS] = pl->E;
+    if ((u = plan_row(m, IC__TAB_USER, ev->user, train)) >= 0) add_entry(pl, u, 1);
+    pl->seg_off[b * NS + 1] = pl->E;
+    if ((u = plan_row(m, IC__TAB_ITEM, ev->item, train)) >= 0) add_entry(pl, u, 1);
+    for (int f = 0; f < sh->F; f++) {
+        pl->seg_off[b * NS + 2 + f] = pl->E;
+        int n = 0;
+        for (int i = ev->voff[f]; i < ev->voff[f + 1]; i++) n += ev->val[i] != 0;
+        for (int i = ev->voff[f]; i < ev->voff[f + 1]; i++)
+            if ((u = plan_row(m, 2 + f, ev->val[i], train)) >= 0) add_entry(pl, u, 1.0f / n);
+    }
+    for (int c = 0; c < sh->NC; c++) {
+        pl->seg_off[b * NS + 2 + sh->F + c] = pl->E;
+        pl->occ_off[b * sh->NC + c] = pl->O;
+        plan_clock(m, s, b, c, train);
+    }
+}
+
+/* Asks for the cache lines of a clock view's filled slots ahead of use.
+ * A view is ~9 KB and mostly empty; without this its lines arrive one
+ * miss at a time and planning waits on memory. */
+static void prefetch_clock(const ic_clock_view *v, int NC, int scores)
+{
+    if (!v) return;
+    for (int t = 0; t < IC_HOURS; t++)
+        for (int c = 0; c < NC; c++) {
+            if (!v->n[t][c]) continue;
+            __builtin_prefetch(&v->value[t][c][0]);
+            if (scores) __builtin_prefetch(&v->score[t][c][0]);
+        }
+}
+
+void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int labels)
+{
+    int E, O;
+    plan_bounds(m, s, B, &E, &O);
+    ic__plan *pl = &m->plan;
+    ic__plan_reserve(pl, &m->sh, B, E, O);
+    ic__net_reserve_f(&m->net, B, E);
+    if (E > m->cap_u) {
+        m->cap_u = E + E / 2;
+        m->u_seg = ic__xrealloc(m->u_seg, m->cap_u * sizeof *m->u_seg);
+        m->u_ent = ic__xrealloc(m->u_ent, m->cap_u * sizeof *m->u_ent);
+    }
+    pl->B = B;
+    pl->E = pl->U = pl->O = 0;
+    enum { AHEAD = 16 };
+    int scores = m->cfg.clock_pool == IC_POOL_SCORE;
+    for (int b = 0; b < B; b++) {
+        if (b + AHEAD < B && m->sh.NC) prefetch_clock(s[b + AHEAD].clock, m->sh.NC, scores);
+        plan_sample(m, &s[b], b, train, labels);
+    }
+    pl->seg_off[B * m->sh.NS] = pl->E;
+    pl->occ_off[B * m->sh.NC] = pl->O;
+    IC_ASSERT(pl->E <= E && pl->O <= O);
+}
+
+void ic__model_plan_end(ic_model *m)
+{
+    ic__plan *pl = &m->plan;
+    for (int u = 0; u < pl->U; u++) m->tab[pl->u_tab[u]].mark[pl->u_row[u]] = -1;
+    pl->U = 0;
+}
+
+/* ---- predict and train ----------------------------------------------------------- */
+
+void ic_model_predict(ic_model *m, const ic_sample *s, int B, float *probs)
+{
+    if (B <= 0) return;
+    ic__model_plan_begin(m, s, B, 0, 0);
+    float *label = m->plan.label;
+    m->plan.label = NULL; /* no loss */
+    ic__net_forward_f(&m->net, &m->plan);
+    m->plan.label = label;
+    memcpy(probs, m->net.probs, (size_t)B * m->sh.T * sizeof(float));
+    ic__model_plan_end(m);
+}
+
+/* The sparse update of every row the batch touched. The gradient of a row
+ * is already aggregated over the batch (the plan gives each row one u). */
+static void update_rows(ic_model *m)
+{
+    const ic__plan *pl = &m->plan;
+    const ic_config *c = &m->cfg;
+    int d = m->sh.d;
+    for (int u = 0; u < pl->U; u++) {
+        ic__emb *t = &m->tab[pl->u_tab[u]];
+        size_t o = (size_t)pl->u_row[u] * d;
+        const float *g = m->net.dR + (size_t)u * d;
+        if (c->emb_optim == IC_OPT_ADAM)
+            ic__adam_row(t->rows + o, g, t->s1 + o, t->s2 + o, &t->steps[pl->u_row[u]], d,
+                         c->emb_lr, c->adam_beta1, c->adam_beta2, c->adam_eps, c->l2_emb);
+        else
+            ic__adagrad_row(t->rows + o, g, t->s1 + o, d, c->emb_lr, c->l2_emb);
+    }
+}
+
+float ic_model_train_step(ic_model *m, const ic_sample *s, int B, float *probs)
+{
+    if (B <= 0) return 0;
+    ic__model_plan_begin(m, s, B, 1, 1);
+    ic__net_zero_grad_f(&m->net);
+    float loss = ic__net_forward_f(&m->net, &m->plan);
+    if (probs) memcpy(probs, m->net.probs, (size_t)B * m->sh.T * sizeof(float));
+    ic__net_backward_f(&m->net, &m->plan);
+    const ic_config *c = &m->cfg;
+    m->step++;
+    ic__adam_update(m->net.pmem, m->net.gmem, m->adam_m, m->adam_v, m->sh.n_params, c->lr,
+                    c->adam_beta1, c->adam_beta2, c->adam_eps, (long)m->step);
+    update_rows(m);
+    ic__model_plan_end(m);
+    return loss;
+}
+
+/* ---- hooks for tests ----------------------------------------------------------------- */
+
+ic__net_f *ic__model_net(ic_model *m) { return &m->net; }
+const ic__shape *ic__model_shape(const ic_model *m) { return &m->sh; }
+const ic__plan *ic__model_plan(const ic_model *m) { return &m->plan; }
+ic__emb *ic__model_table(ic_model *m, int tab)
+{
+    return tab >= 0 && tab < m->n_tab ? &m->tab[tab] : NULL;
+}
+
+float *ic__model_tensor(ic_model *m, const char *name, int grad, size_t *n)
+{
+    char nm[32];
+    size_t off, cnt;
+    for (int i = 0; ic__shape_tensor(&m->sh, i, nm, &off, &cnt); i++) {
+        if (strcmp(nm, name)) continue;
+        *n = cnt;
+        return (grad ? m->net.gmem : m->net.pmem) + off;
+    }
+    *n = 0;
+    return NULL;
+}
+
+void ic__model_set_row(ic_model *m, int tab, uint64_t id, const float *v)
+{
+    IC_ASSERT(tab >= 0 && tab < m->n_tab);
+    int64_t r = ic__emb_add(&m->tab[tab], id, NULL);
+    memcpy(m->tab[tab].rows + (size_t)r * m->sh.d, v, m->sh.d * sizeof(float));
+}
+
+const float *ic__model_row(ic_model *m, int tab, uint64_t id)
+{
+    if (tab < 0 || tab >= m->n_tab) return NULL;
+    int64_t r = ic__emb_find(&m->tab[tab], id);
+    return r < 0 ? NULL : m->tab[tab].rows + (size_t)r * m->sh.d;
+}
+
+/* ---- save and load ------------------------------------------------------------------ */
+
+static const char MAGIC[8] = {'I', 'C', 'M', 'O', 'D', 'E', 'L', '1'};
+#define FORMAT_VERSION 1u
+
+/* One model-shaping setting, as text, so a mismatch can name it and both
+ * values. */
+typedef struct {
+    char name[32];
+    char value[64];
+} fp_entry;
+
+#define FP_MAX (16 + IC_MAX_FIELDS + IC_MAX_CLOCK_FIELDS + IC_MAX_TASKS)
+
+static int fingerprint(const ic_config *c, fp_entry *fp)
+{
+    int n = 0;
+#define FP(nm, ...)                                                          \
+    do {                                                                     \
+        snprintf(fp[n].name, sizeof fp[n].name, "%s", nm);                   \
+        snprintf(fp[n].value, sizeof fp[n].value, __VA_ARGS__);              \
+        n++;                                                                 \
+    } while (0)
+    char key[32];
+    FP("dim", "%d", c->dim);
+    FP("fields", "%d", c->n_fields);
+    for (int f = 0; f < c->n_fields; f++) {
+        snprintf(key, sizeof key, "field %d", f + 1);
+        FP(key, "%s", c->field[f]);
+    }
+    FP("tasks", "%d", c->n_tasks);
+    for (int t = 0; t < c->n_tasks; t++) {
+        snprintf(key, sizeof key, "task %d", t + 1);
+        FP(key, "%s", c->task[t].name);
+    }
+    FP("clock", "%s", ic_clock_kind_name(c->clock));
+    if (c->clock != IC_CLOCK_NONE) {
+        FP("clock fields", "%d", c->n_clock);
+        for (int k = 0; k < c->n_clock; k++) {
+            snprintf(key, sizeof key, "clock field %d", k + 1);
+            FP(key, "%d", c->clock_field[k]);
+        }
+        FP("clock_continuous", "%d", c->clock_continuous);
+        FP("clock_pool", "%s", c->clock_pool == IC_POOL_SCORE ? "score" : "mean");
+    }
+    if (c->clock == IC_CLOCK_GAUSSIAN) {
+        FP("clock_sigma_learn", "%d", c->clock_sigma_learn);
+        if (!c->clock_sigma_learn) FP("clock_sigma", "%.9g", c->clock_sigma);
+    }
+    FP("cross_layers", "%d", c->cross_layers);
+    FP("cross_rank", "%d", c->cross_rank);
+    char mlp[64] = "";
+    for (int i = 0; i < c->n_mlp; i++)
+        snprintf(mlp + strlen(mlp), sizeof mlp - strlen(mlp), "%s%d", i ? "," : "", c->mlp[i]);
+    FP("mlp", "%s", mlp);
+    FP("structure", "%s", c->structure == IC_STRUCT_STACKED ? "stacked" : "parallel");
+    FP("emb_optim", "%s", c->emb_optim == IC_OPT_ADAM ? "adam" : "adagrad");
+#undef FP
+    IC_ASSERT(n <= FP_MAX);
+    return n;
+}
+
+static void save_table(ic_bwriter *w, const ic__emb *t)
+{
+    uint64_t n = t->n;
+    size_t d = t->d;
+    ic__bw_write(w, &n, sizeof n);
+    ic__bw_write(w, t->ids, n * sizeof *t->ids);
+    ic__bw_write(w, t->rows, n * d * sizeof(float));
+    ic__bw_write(w, t->s1, n * d * sizeof(float));
+    if (t->opt == IC_OPT_ADAM) {
+        ic__bw_write(w, t->s2, n * d * sizeof(float));
+        ic__bw_write(w, t->steps, n * sizeof *t->steps);
+    }
+}
+
+ic_status ic_model_save(const ic_model *m, const char *path, ic_error *err)
+{
+    ic_bwriter w;
+    ic_status st = ic__bw_open(&w, path, MAGIC, FORMAT_VERSION, err);
+    if (st) return st;
+    fp_entry fp[FP_MAX];
+    uint32_t nfp = (uint32_t)fingerprint(&m->cfg, fp);
+    ic__bw_write(&w, &nfp, sizeof nfp);
+    ic__bw_write(&w, fp, nfp * sizeof *fp);
+    uint64_t np = m->sh.n_params;
+    ic__bw_write(&w, &np, sizeof np);
+    ic__bw_write(&w, m->net.pmem, np * sizeof(float));
+    ic__bw_write(&w, m->opt_mem, 2 * np * sizeof(float));
+    ic__bw_write(&w, &m->step, sizeof m->step);
+    ic__bw_write(&w, &m->rng.s, sizeof m->rng.s);
+    uint32_t nt = (uint32_t)m->n_tab;
+    ic__bw_write(&w, &nt, sizeof nt);
+    for (int t = 0; t < m->n_tab; t++) save_table(&w, &m->tab[t]);
+    return ic__bw_commit(&w, err);
+}
+
+/* Compares the file's fingerprint with cfg's: IC_ERR_MISMATCH naming the
+ * first setting that differs. */
+static ic_status check_fingerprint(ic_breader *r, const ic_config *cfg, ic_error *err)
+{
+    fp_entry want[FP_MAX], got;
+    int n = fingerprint(cfg, want);
+    uint32_t nfp;
+    ic_status st = ic__br_read(r, &nfp, sizeof nfp, err);
+    if (st) return st;
+    if (nfp > 4 * FP_MAX) return ic__fail(err, IC_ERR_CORRUPT, "%s: bad settings count", r->path);
+    for (uint32_t i = 0; i < nfp || (int)i < n; i++) {
+        if (i >= nfp)
+            return ic__fail(err, IC_ERR_MISMATCH, "%s: setting '%s' (%s) is not in the file",
+                            r->path, want[i].name, want[i].value);
+        if ((st = ic__br_read(r, &got, sizeof got, err))) return st;
+        got.name[31] = got.value[63] = '\0';
+        if ((int)i >= n)
+            return ic__fail(err, IC_ERR_MISMATCH,
+                            "%s: setting '%s' is %s in the file and absent in the configuration",
+                            r->path, got.name, got.value);
+        if (!strcmp(got.name, want[i].name) && strcmp(got.value, want[i].value))
+            return ic__fail(err, IC_ERR_MISMATCH,
+                            "%s: setting '%s' is %s in the file but %s in the configuration",
+                            r->path, got.name, got.value, want[i].value);
+        if (strcmp(got.name, want[i].name))
+            return ic__fail(err, IC_ERR_MISMATCH,
+                            "%s: setting '%s' is %s in the file but '%s' is %s in the "
+                            "configuration",
+                            r->path, got.name, got.value, want[i].name, want[i].value);
+    }
+    return IC_OK;
+}
+
+static ic_status load_table(ic_breader *r, ic__emb *t, int tab, ic_error *err)
+{
+    uint64_t n;
+    ic_status st = ic__br_read(r, &n, sizeof n, err);
+    if (st) return st;
+    size_t d = t->d, per = 8 + 4 * d * (t->opt == IC_OPT_ADAM ? 3 : 2) + (t->opt == IC_OPT_ADAM ? 4 : 0);
+    if (n > ic__br_left(r) / per)
+        return ic__fail(err, IC_ERR_CORRUPT, "%s: table %d claims %llu rows, more than the file holds",
+                        r->path, tab, (unsigned long long)n);
+    ic__emb_reserve(t, n);
+    uint64_t *ids = ic__xmalloc(n * sizeof *ids + 1);
+    st = ic__br_read(r, ids, n * sizeof *ids, err);
+    for (uint64_t i = 0; !st && i < n; i++) {
+        int added = 0;
+        if (ids[i] != 0) ic__emb_add(t, ids[i], &added);
+        if (!added)
+            st = ic__fail(err, IC_ERR_CORRUPT, "%s: table %d: id %llu is zero or repeated", r->path,
+                          tab, (unsigned long long)ids[i]);
+    }
+    free(ids);
+    if (!st) st = ic__br_read(r, t->rows, n * d * sizeof(float), err);
+    if (!st) st = ic__br_read(r, t->s1, n * d * sizeof(float), err);
+    if (!st && t->opt == IC_OPT_ADAM) st = ic__br_read(r, t->s2, n * d * sizeof(float), err);
+    if (!st && t->opt == IC_OPT_ADAM) st = ic__br_read(r, t->steps, n * sizeof *t->steps, err);
+    return st;
+}
+
+static ic_status load_body(ic_breader *r, ic_model *m, ic_error *err)
+{
+    uint64_t np;
+    uint32_t nt;
+    ic_status st = ic__br_read(r, &np, sizeof np, err);
+    if (st) return st;
+    if (np != m->sh.n_params)
+        return ic__fail(err, IC_ERR_CORRUPT, "%s: %llu dense parameters, the configuration makes %zu",
+                        r->path, (unsigned long long)np, m->sh.n_params);
+    if ((st = ic__br_read(r, m->net.pmem, np * sizeof(float), err))) return st;
+    if ((st = ic__br_read(r, m->opt_mem, 2 * np * sizeof(float), err))) return st;
+    if ((st = ic__br_read(r, &m->step, sizeof m->step, err))) return st;
+    if ((st = ic__br_read(r, &m->rng.s, sizeof m->rng.s, err))) return st;
+    if ((st = ic__br_read(r, &nt, sizeof nt, err))) return st;
+    if (nt != (uint32_t)m->n_tab)
+        return ic__fail(err, IC_ERR_CORRUPT, "%s: %u tables, expected %d", r->path, nt, m->n_tab);
+    for (int t = 0; t < m->n_tab; t++)
+        if ((st = load_table(r, &m->tab[t], t, err))) return st;
+    if (ic__br_left(r) != 0)
+        return ic__fail(err, IC_ERR_CORRUPT, "%s: %zu bytes left over after the model", r->path,
+                        ic__br_left(r));
+    return IC_OK;
+}
+
+ic_status ic_model_load(ic_model **out, const char *path, const ic_config *cfg, ic_error *err)
+{
+    *out = NULL;
+    ic_breader r;
+    ic_status st = ic__br_open(&r, path, MAGIC, FORMAT_VERSION, err);
+    if (st) return st;
+    ic_model *m = NULL;
+    st = check_fingerprint(&r, cfg, err);
+    if (!st) st = ic_model_create(&m, cfg, err);
+    if (!st) st = load_body(&r, m, err);
+    ic__br_close(&r);
+    if (st) {
+        ic_model_free(m);
+        return st;
+    }
+    *out = m;
+    return IC_OK;
+}

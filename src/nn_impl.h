@@ -1,0 +1,487 @@
+/* nn_impl.h: the body of the network, written once over `real`. nn.c
+ * includes it twice: real = float with IC_GEMM = cblas_sgemm (the
+ * production path) and real = double with cblas_dgemm (for the gradient
+ * checks). Math functions come from <tgmath.h>, so exp() is expf() for
+ * float. No include guard on purpose. See nn.h for the dimension letters. */
+
+/* ---- linear, ReLU ---------------------------------------------------------- */
+
+void IC_T(ic__linear_forward)(real *out, const real *inp, const real *w, const real *bias,
+                              int B, int C, int OC)
+{
+    real beta = 0;
+    if (bias) {
+        /* The bias is fused into the GEMM: rows start as the bias, beta = 1. */
+        for (int b = 0; b < B; b++) memcpy(out + (size_t)b * OC, bias, OC * sizeof(real));
+        beta = 1;
+    }
+    IC_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1, inp, C, w, C, beta, out, OC);
+}
+
+static void IC_T(colsum_add)(real *acc, const real *x, int B, int n)
+{
+    for (int b = 0; b < B; b++) {
+        const real *row = x + (size_t)b * n;
+        for (int i = 0; i < n; i++) acc[i] += row[i];
+    }
+}
+
+void IC_T(ic__linear_backward)(real *dinp, real *dw, real *dbias, const real *dout,
+                               const real *inp, const real *w, int B, int C, int OC)
+{
+    if (dinp) /* (B,OC) x (OC,C) */
+        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1, dout, OC, w, C, 1, dinp, C);
+    /* (OC,B) x (B,C) */
+    IC_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1, dout, OC, inp, C, 1, dw, C);
+    if (dbias) IC_T(colsum_add)(dbias, dout, B, OC);
+}
+
+void IC_T(ic__relu_forward)(real *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+}
+
+void IC_T(ic__relu_backward)(real *d, const real *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) d[i] = out[i] > 0 ? d[i] : 0;
+}
+
+/* ---- cross layer ------------------------------------------------------------ */
+
+void IC_T(ic__cross_forward)(real *xn, real *z, real *h, const real *x0, const real *x,
+                             const real *w, const real *u, const real *v, const real *b,
+                             int B, int D, int r)
+{
+    if (r == 0) {
+        IC_T(ic__linear_forward)(z, x, w, b, B, D, D);
+    } else {
+        IC_T(ic__linear_forward)(h, x, v, NULL, B, D, r);
+        IC_T(ic__linear_forward)(z, h, u, b, B, r, D);
+    }
+    size_t n = (size_t)B * D;
+    for (size_t i = 0; i < n; i++) xn[i] = x0[i] * z[i] + x[i];
+}
+
+void IC_T(ic__cross_backward)(real *dx, real *dx0, real *dz, real *dh, real *dw, real *du,
+                              real *dv, real *db, const real *x0, const real *x, const real *z,
+                              const real *h, const real *w, const real *u, const real *v,
+                              int B, int D, int r)
+{
+    size_t n = (size_t)B * D;
+    for (size_t i = 0; i < n; i++) {
+        dz[i] = dx[i] * x0[i];
+        dx0[i] += dx[i] * z[i];
+    }
+    /* dx keeps dL/dxn, which is also the residual's share of dL/dx; the
+     * GEMMs below add the share through z. */
+    if (r == 0) {
+        IC_T(ic__linear_backward)(dx, dw, db, dz, x, w, B, D, D);
+    } else {
+        memset(dh, 0, (size_t)B * r * sizeof(real));
+        IC_T(ic__linear_backward)(dh, du, db, dz, h, u, B, r, D);
+        IC_T(ic__linear_backward)(dx, dv, NULL, dh, x, v, B, D, r);
+    }
+}
+
+/* ---- heads and loss ---------------------------------------------------------- */
+
+void IC_T(ic__head_forward)(real *logits, const real *x1, int C1, const real *x2, int C2,
+                            const real *w, const real *b, int B, int T)
+{
+    int S = C1 + C2;
+    for (int i = 0; i < B; i++) memcpy(logits + (size_t)i * T, b, T * sizeof(real));
+    /* The two halves of the shared output are never concatenated: each is
+     * multiplied by its own column block of w (leading dimension S). */
+    IC_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, T, C1, 1, x1, C1, w, S, 1, logits, T);
+    if (x2)
+        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, T, C2, 1, x2, C2, w + C1, S, 1, logits,
+                T);
+}
+
+void IC_T(ic__head_backward)(real *dx1, real *dx2, real *dw, real *db, const real *dlogits,
+                             const real *x1, int C1, const real *x2, int C2, const real *w,
+                             int B, int T)
+{
+    int S = C1 + C2;
+    IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C1, T, 1, dlogits, T, w, S, 1, dx1, C1);
+    IC_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, C1, B, 1, dlogits, T, x1, C1, 1, dw, S);
+    if (x2) {
+        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C2, T, 1, dlogits, T, w + C1, S, 1,
+                dx2, C2);
+        IC_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, C2, B, 1, dlogits, T, x2, C2, 1,
+                dw + C1, S);
+    }
+    IC_T(colsum_add)(db, dlogits, B, T);
+}
+
+static real IC_T(sigmoid)(real z)
+{
+    if (z >= 0) return 1 / (1 + exp(-z));
+    real e = exp(z);
+    return e / (1 + e);
+}
+
+real IC_T(ic__bce_forward)(real *probs, const real *logits, const float *y, const float *w,
+                           int B, int T)
+{
+    real loss = 0;
+    for (int t = 0; t < T; t++) {
+        real sum = 0;
+        for (int b = 0; b < B; b++) {
+            real z = logits[b * T + t];
+            probs[b * T + t] = IC_T(sigmoid)(z);
+            if (y) /* -log sigmoid(z) * y - log(1 - sigmoid(z)) * (1 - y) */
+                sum += (z > 0 ? z : 0) - z * (real)y[b * T + t] + log1p(exp(-fabs(z)));
+        }
+        loss += (real)w[t] * sum / B;
+    }
+    return y ? loss : 0;
+}
+
+void IC_T(ic__bce_backward)(real *dlogits, const real *logits, const float *y, const float *w,
+                            int B, int T)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            dlogits[b * T + t] =
+                (real)w[t] * (IC_T(sigmoid)(logits[b * T + t]) - (real)y[b * T + t]) / B;
+}
+
+/* ---- the clock ---------------------------------------------------------------- */
+
+void IC_T(ic__clock_weights_forward)(real *c, ic_clock_kind kind, int h, double hf,
+                                     int continuous, const real *A, const real *s, double sigma)
+{
+    if (kind == IC_CLOCK_NAIVE) {
+        for (int t = 0; t < IC_HOURS; t++) c[t] = t == h;
+    } else if (kind == IC_CLOCK_ADAPTIVE) {
+        const real *a = A + h * IC_HOURS;
+        real mx = a[0], sum = 0;
+        for (int t = 1; t < IC_HOURS; t++) mx = a[t] > mx ? a[t] : mx;
+        for (int t = 0; t < IC_HOURS; t++) sum += c[t] = exp(a[t] - mx);
+        for (int t = 0; t < IC_HOURS; t++) c[t] /= sum;
+    } else if (kind == IC_CLOCK_GAUSSIAN) {
+        real sg = s ? exp(s[0]) : (real)sigma;
+        real norm = 1 / (sqrt((real)(2 * 3.14159265358979323846)) * sg);
+        for (int t = 0; t < IC_HOURS; t++) {
+            real dl = (real)ic__clock_delta(t, h, hf, continuous);
+            c[t] = norm * exp(-dl * dl / (2 * sg * sg));
+        }
+    } else {
+        memset(c, 0, IC_HOURS * sizeof(real));
+    }
+}
+
+void IC_T(ic__clock_weights_backward)(real *dA, real *ds, const real *dc, const real *c,
+                                      ic_clock_kind kind, int h, double hf, int continuous,
+                                      const real *s)
+{
+    if (kind == IC_CLOCK_ADAPTIVE && dA) {
+        /* softmax: dA_t = c_t (dc_t - sum_u c_u dc_u) */
+        real dot = 0;
+        for (int t = 0; t < IC_HOURS; t++) dot += c[t] * dc[t];
+        for (int t = 0; t < IC_HOURS; t++) dA[h * IC_HOURS + t] += c[t] * (dc[t] - dot);
+    } else if (kind == IC_CLOCK_GAUSSIAN && ds && s) {
+        /* sigma = exp(s): dc_t/ds = c_t (delta_t^2 / sigma^2 - 1) */
+        real sg = exp(s[0]), acc = 0;
+        for (int t = 0; t < IC_HOURS; t++) {
+            real dl = (real)ic__clock_delta(t, h, hf, continuous);
+            acc += dc[t] * c[t] * (dl * dl / (sg * sg) - 1);
+        }
+        ds[0] += acc;
+    }
+}
+
+/* ---- embedding pooling --------------------------------------------------------- */
+
+void IC_T(ic__pool_forward)(real *out, const real *R, const int32_t *ent_u, const real *ew,
+                            int e0, int e1, int d)
+{
+    memset(out, 0, d * sizeof(real));
+    for (int e = e0; e < e1; e++) {
+        const real *row = R + (size_t)ent_u[e] * d;
+        real w = ew[e];
+        for (int j = 0; j < d; j++) out[j] += w * row[j];
+    }
+}
+
+void IC_T(ic__pool_backward)(real *dR, real *dew, const real *dout, const real *R,
+                             const int32_t *ent_u, const real *ew, int e0, int e1, int d)
+{
+    for (int e = e0; e < e1; e++) {
+        real *drow = dR + (size_t)ent_u[e] * d;
+        real w = ew[e];
+        for (int j = 0; j < d; j++) drow[j] += w * dout[j];
+        if (dew) {
+            const real *row = R + (size_t)ent_u[e] * d;
+            real dot = 0;
+            for (int j = 0; j < d; j++) dot += dout[j] * row[j];
+            dew[e] = dot;
+        }
+    }
+}
+
+void IC_T(ic__clock_entry_weights)(real *ew, const ic__plan *pl, int NC, int NS, int F, int b,
+                                   int c, const real *cw)
+{
+    int s = b * NS + 2 + F + c;
+    for (int e = pl->seg_off[s]; e < pl->seg_off[s + 1]; e++) ew[e] = 0;
+    for (int o = pl->occ_off[b * NC + c]; o < pl->occ_off[b * NC + c + 1]; o++)
+        ew[pl->occ_e[o]] += cw[pl->occ_t[o]] * (real)pl->occ_p[o];
+}
+
+void IC_T(ic__clock_entry_weights_backward)(real *dcw, const real *dew, const ic__plan *pl,
+                                            int NC, int b, int c)
+{
+    for (int o = pl->occ_off[b * NC + c]; o < pl->occ_off[b * NC + c + 1]; o++)
+        dcw[pl->occ_t[o]] += dew[pl->occ_e[o]] * (real)pl->occ_p[o];
+}
+
+void IC_T(ic__clock_pool_ref)(real *out, const real *R, const ic__plan *pl, int NC, int b,
+                              int c, const real *cw, int d)
+{
+    memset(out, 0, d * sizeof(real));
+    for (int t = 0; t < IC_HOURS; t++) {
+        real v[256] = {0}; /* v_t, the slot's pooled value; d <= 256 checked at create */
+        for (int o = pl->occ_off[b * NC + c]; o < pl->occ_off[b * NC + c + 1]; o++) {
+            if (pl->occ_t[o] != t) continue;
+            const real *row = R + (size_t)pl->ent_u[pl->occ_e[o]] * d;
+            for (int j = 0; j < d; j++) v[j] += (real)pl->occ_p[o] * row[j];
+        }
+        for (int j = 0; j < d; j++) out[j] += cw[t] * v[j];
+    }
+}
+
+/* ---- the network ----------------------------------------------------------------- */
+
+static void IC_T(point_params)(IC_T(ic__params) *p, real *mem, const ic__shape *sh)
+{
+    memset(p, 0, sizeof *p);
+    p->hour = mem + sh->o_hour;
+    p->dow = mem + sh->o_dow;
+    if (sh->clock == IC_CLOCK_ADAPTIVE) p->A = mem + sh->o_A;
+    if (sh->clock == IC_CLOCK_GAUSSIAN && sh->sigma_learn) p->s = mem + sh->o_s;
+    for (int l = 0; l < sh->L; l++) {
+        if (sh->r == 0) {
+            p->cw[l] = mem + sh->o_cw[l];
+        } else {
+            p->cv[l] = mem + sh->o_cv[l];
+            p->cu[l] = mem + sh->o_cu[l];
+        }
+        p->cb[l] = mem + sh->o_cb[l];
+    }
+    for (int i = 0; i < sh->n_mlp; i++) {
+        p->mw[i] = mem + sh->o_mw[i];
+        p->mb[i] = mem + sh->o_mb[i];
+    }
+    p->hw = mem + sh->o_hw;
+    p->hb = mem + sh->o_hb;
+}
+
+/* Lays the workspace out in one allocation (sizes from Bcap, Ecap). */
+static void IC_T(alloc_acts)(IC_T(ic__net) *n)
+{
+    const ic__shape *sh = n->sh;
+    size_t B = n->Bcap, E = n->Ecap, D = sh->D, maxH = 1;
+    for (int i = 0; i < sh->n_mlp; i++) maxH = (size_t)sh->mlp[i] > maxH ? (size_t)sh->mlp[i] : maxH;
+    size_t L = sh->L, r = sh->r, Hsum = 0;
+    for (int i = 0; i < sh->n_mlp; i++) Hsum += sh->mlp[i];
+    size_t need = 2 * E * sh->d + 2 * E + 2 * B * IC_HOURS + 2 * B * D + 2 * L * B * D +
+                  L * B * r + 2 * B * D + B * r + B * Hsum + 2 * B * maxH + 3 * B * sh->T;
+    free(n->amem);
+    real *m = n->amem = ic__xalloc_aligned(need * sizeof(real));
+#define TAKE(ptr, cnt) (ptr = m, m += (cnt))
+    TAKE(n->R, E * sh->d);
+    TAKE(n->dR, E * sh->d);
+    TAKE(n->ew, E);
+    TAKE(n->dew, E);
+    TAKE(n->cw, B * IC_HOURS);
+    TAKE(n->dcw, B * IC_HOURS);
+    TAKE(n->x0, B * D);
+    TAKE(n->dx0, B * D);
+    TAKE(n->xs, L * B * D);
+    TAKE(n->z, L * B * D);
+    TAKE(n->h, L * B * r);
+    TAKE(n->dx, B * D);
+    TAKE(n->dz, B * D);
+    TAKE(n->dh, B * r);
+    for (int i = 0; i < sh->n_mlp; i++) TAKE(n->a[i], B * sh->mlp[i]);
+    TAKE(n->da, B * maxH);
+    TAKE(n->da2, B * maxH);
+    TAKE(n->logits, B * sh->T);
+    TAKE(n->probs, B * sh->T);
+    TAKE(n->dlogits, B * sh->T);
+#undef TAKE
+    IC_ASSERT((size_t)(m - n->amem) == need);
+}
+
+void IC_T(ic__net_init)(IC_T(ic__net) *n, const ic__shape *sh, int Bcap, int Ecap)
+{
+    memset(n, 0, sizeof *n);
+    n->sh = sh;
+    n->pmem = ic__xalloc_aligned(sh->n_params * sizeof(real));
+    n->gmem = ic__xalloc_aligned(sh->n_params * sizeof(real));
+    IC_T(point_params)(&n->p, n->pmem, sh);
+    IC_T(point_params)(&n->g, n->gmem, sh);
+    n->Bcap = Bcap > 1 ? Bcap : 1;
+    n->Ecap = Ecap > 1 ? Ecap : 1;
+    IC_T(alloc_acts)(n);
+}
+
+void IC_T(ic__net_reserve)(IC_T(ic__net) *n, int B, int E)
+{
+    if (B <= n->Bcap && E <= n->Ecap) return;
+    if (B > n->Bcap) n->Bcap = B;
+    if (E > n->Ecap) n->Ecap = E + E / 2;
+    IC_T(alloc_acts)(n);
+}
+
+void IC_T(ic__net_free)(IC_T(ic__net) *n)
+{
+    if (!n) return;
+    free(n->pmem);
+    free(n->gmem);
+    free(n->amem);
+    memset(n, 0, sizeof *n);
+}
+
+void IC_T(ic__net_zero_grad)(IC_T(ic__net) *n)
+{
+    memset(n->gmem, 0, n->sh->n_params * sizeof(real));
+}
+
+/* x0 (B, D) from the rows, the time tables and the clock. */
+static void IC_T(embed_forward)(IC_T(ic__net) *n, const ic__plan *pl)
+{
+    const ic__shape *sh = n->sh;
+    int d = sh->d, NS = sh->NS, NF = 2 + sh->F;
+    for (int b = 0; b < pl->B; b++) {
+        real *x = n->x0 + (size_t)b * sh->D;
+        for (int e = pl->seg_off[b * NS]; e < pl->seg_off[b * NS + NF]; e++)
+            n->ew[e] = (real)pl->ent_w[e];
+        if (sh->NC) {
+            real *cw = n->cw + b * IC_HOURS;
+            IC_T(ic__clock_weights_forward)(cw, sh->clock, pl->hour[b], pl->hfrac[b],
+                                            sh->continuous, n->p.A, n->p.s, sh->sigma);
+            for (int c = 0; c < sh->NC; c++)
+                IC_T(ic__clock_entry_weights)(n->ew, pl, sh->NC, NS, sh->F, b, c, cw);
+        }
+        for (int s = 0; s < NS; s++)
+            IC_T(ic__pool_forward)(x + sh->seg_x[s], n->R, pl->ent_u, n->ew,
+                                   pl->seg_off[b * NS + s], pl->seg_off[b * NS + s + 1], d);
+        memcpy(x + sh->x_hour, n->p.hour + pl->hour[b] * d, d * sizeof(real));
+        memcpy(x + sh->x_dow, n->p.dow + pl->dow[b] * d, d * sizeof(real));
+    }
+}
+
+static void IC_T(embed_backward)(IC_T(ic__net) *n, const ic__plan *pl)
+{
+    const ic__shape *sh = n->sh;
+    int d = sh->d, NS = sh->NS, NF = 2 + sh->F, learn = ic__shape_clock_learns(sh);
+    memset(n->dR, 0, (size_t)pl->U * d * sizeof(real));
+    for (int b = 0; b < pl->B; b++) {
+        const real *dx = n->dx0 + (size_t)b * sh->D;
+        for (int s = 0; s < NS; s++)
+            IC_T(ic__pool_backward)(n->dR, s >= NF && learn ? n->dew : NULL, dx + sh->seg_x[s],
+                                    n->R, pl->ent_u, n->ew, pl->seg_off[b * NS + s],
+                                    pl->seg_off[b * NS + s + 1], d);
+        real *gh = n->g.hour + pl->hour[b] * d, *gd = n->g.dow + pl->dow[b] * d;
+        for (int j = 0; j < d; j++) {
+            gh[j] += dx[sh->x_hour + j];
+            gd[j] += dx[sh->x_dow + j];
+        }
+        if (!learn) continue;
+        real *dcw = n->dcw + b * IC_HOURS;
+        memset(dcw, 0, IC_HOURS * sizeof(real));
+        for (int c = 0; c < sh->NC; c++)
+            IC_T(ic__clock_entry_weights_backward)(dcw, n->dew, pl, sh->NC, b, c);
+        IC_T(ic__clock_weights_backward)(n->g.A, n->g.s, dcw, n->cw + b * IC_HOURS, sh->clock,
+                                         pl->hour[b], pl->hfrac[b], sh->continuous, n->p.s);
+    }
+}
+
+static const real *IC_T(cross_out)(const IC_T(ic__net) *n, int B)
+{
+    return n->sh->L ? n->xs + (size_t)(n->sh->L - 1) * B * n->sh->D : n->x0;
+}
+
+real IC_T(ic__net_forward)(IC_T(ic__net) *n, const ic__plan *pl)
+{
+    const ic__shape *sh = n->sh;
+    int B = pl->B, D = sh->D;
+    IC_ASSERT(B <= n->Bcap && pl->E <= n->Ecap);
+    IC_T(embed_forward)(n, pl);
+    const real *x = n->x0;
+    for (int l = 0; l < sh->L; l++) {
+        size_t off = (size_t)l * B * D;
+        IC_T(ic__cross_forward)(n->xs + off, n->z + off, n->h + (size_t)l * B * sh->r, n->x0, x,
+                                n->p.cw[l], n->p.cu[l], n->p.cv[l], n->p.cb[l], B, D, sh->r);
+        x = n->xs + off;
+    }
+    const real *in = sh->parallel ? n->x0 : x;
+    int C = D;
+    for (int i = 0; i < sh->n_mlp; i++) {
+        IC_T(ic__linear_forward)(n->a[i], in, n->p.mw[i], n->p.mb[i], B, C, sh->mlp[i]);
+        IC_T(ic__relu_forward)(n->a[i], (size_t)B * sh->mlp[i]);
+        in = n->a[i];
+        C = sh->mlp[i];
+    }
+    const real *deep = sh->n_mlp ? n->a[sh->n_mlp - 1] : NULL;
+    if (sh->parallel)
+        IC_T(ic__head_forward)(n->logits, x, D, deep, sh->H, n->p.hw, n->p.hb, B, sh->T);
+    else
+        IC_T(ic__head_forward)(n->logits, deep ? deep : x, deep ? sh->H : D, NULL, 0, n->p.hw,
+                               n->p.hb, B, sh->T);
+    return IC_T(ic__bce_forward)(n->probs, n->logits, pl->label, sh->task_w, B, sh->T);
+}
+
+/* The MLP backward: from da (B, H_last), the gradient of its output, down
+ * to din (B, D) += the gradient of its input in. */
+static void IC_T(mlp_backward)(IC_T(ic__net) *n, real *din, const real *in, int B)
+{
+    const ic__shape *sh = n->sh;
+    real *da = n->da, *da_prev = n->da2;
+    for (int i = sh->n_mlp - 1; i >= 0; i--) {
+        int H = sh->mlp[i], C = i ? sh->mlp[i - 1] : sh->D;
+        const real *inp = i ? n->a[i - 1] : in;
+        IC_T(ic__relu_backward)(da, n->a[i], (size_t)B * H);
+        real *dinp = i ? da_prev : din;
+        if (i) memset(da_prev, 0, (size_t)B * C * sizeof(real));
+        IC_T(ic__linear_backward)(dinp, n->g.mw[i], n->g.mb[i], da, inp, n->p.mw[i], B, C, H);
+        real *tmp = da;
+        da = da_prev;
+        da_prev = tmp;
+    }
+}
+
+void IC_T(ic__net_backward)(IC_T(ic__net) *n, const ic__plan *pl)
+{
+    const ic__shape *sh = n->sh;
+    int B = pl->B, D = sh->D, T = sh->T;
+    size_t BD = (size_t)B * D;
+    IC_ASSERT(pl->label);
+    IC_T(ic__bce_backward)(n->dlogits, n->logits, pl->label, sh->task_w, B, T);
+    const real *xL = IC_T(cross_out)(n, B);
+    const real *deep = sh->n_mlp ? n->a[sh->n_mlp - 1] : NULL;
+    memset(n->dx, 0, BD * sizeof(real));
+    memset(n->dx0, 0, BD * sizeof(real));
+    if (deep) memset(n->da, 0, (size_t)B * sh->H * sizeof(real));
+    if (sh->parallel)
+        IC_T(ic__head_backward)(n->dx, n->da, n->g.hw, n->g.hb, n->dlogits, xL, D, deep, sh->H,
+                                n->p.hw, B, T);
+    else
+        IC_T(ic__head_backward)(deep ? n->da : n->dx, NULL, n->g.hw, n->g.hb, n->dlogits,
+                                deep ? deep : xL, deep ? sh->H : D, NULL, 0, n->p.hw, B, T);
+    /* Parallel: the MLP reads x0, its gradient goes to dx0. Stacked: it
+     * reads x_L, its gradient joins dx before the cross layers. */
+    if (deep) IC_T(mlp_backward)(n, sh->parallel ? n->dx0 : n->dx, sh->parallel ? n->x0 : xL, B);
+    for (int l = sh->L - 1; l >= 0; l--) {
+        size_t off = (size_t)l * BD;
+        const real *x = l ? n->xs + off - BD : n->x0;
+        IC_T(ic__cross_backward)(n->dx, n->dx0, n->dz, n->dh, n->g.cw[l], n->g.cu[l], n->g.cv[l],
+                                 n->g.cb[l], n->x0, x, n->z + off, n->h + (size_t)l * B * sh->r,
+                                 n->p.cw[l], n->p.cu[l], n->p.cv[l], B, D, sh->r);
+    }
+    for (size_t i = 0; i < BD; i++) n->dx0[i] += n->dx[i]; /* x_0 is x0 */
+    IC_T(embed_backward)(n, pl);
+}
