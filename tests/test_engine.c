@@ -1,0 +1,360 @@
+/* test_engine.c: the engine and the replay driver: samples are exact inside
+ * a batch, replay periods, resume from a checkpoint gives the same model as
+ * one run, experiment runs are deterministic under threads, and the
+ * commands reject bad input with the right exit status. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void openblas_set_num_threads(int n);
+
+static char dir[64];
+static char log_path[128];
+
+/* A small simulated log: 120 users x 21 days, written as CSV. */
+static int setup(void **state)
+{
+    (void)state;
+    openblas_set_num_threads(1);
+    snprintf(dir, sizeof dir, "/tmp/ic_engine_XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    snprintf(log_path, sizeof log_path, "%s/log.csv", dir);
+    ic_synth_opts o;
+    ic_synth_opts_default(&o);
+    o.n_users = 120;
+    o.n_items = 400;
+    o.n_days = 21;
+    o.seed = 7;
+    FILE *f = fopen(log_path, "w");
+    if (!f) return -1;
+    ic_error err;
+    ic_status s = ic_synth_write_csv(&o, f, NULL, &err);
+    fclose(f);
+    return s == IC_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void small_config(ic_config *cfg)
+{
+    ic_config_default(cfg);
+    cfg->mlp[0] = 32;
+    cfg->mlp[1] = 16;
+    cfg->n_mlp = 2;
+    cfg->batch = 64;
+}
+
+static void load_log(ic_log *log, const ic_config *cfg)
+{
+    ic_error err;
+    ic_status s = ic_log_load(log, log_path, cfg, IC_BAD_ROWS_FAIL, &err);
+    if (s != IC_OK) fail_msg("%s", err.msg);
+    assert_true(log->n > 2000);
+}
+
+/* Predicting a chunk at once must give what predicting one event at a time
+ * gives: each sample sees the clock as it stood before its own event, not
+ * the chunk's later events. A model with random weights makes the clock
+ * matter to the output. */
+static void test_chunk_is_point_in_time(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    small_config(&cfg);
+    cfg.clock = IC_CLOCK_NAIVE;
+    ic_log log;
+    load_log(&log, &cfg);
+    size_t warm = 4000, n = 3000;
+    ic_engine *a, *b, *cold;
+    ic_error err;
+    /* Three identical engines, trained alike on a prefix so that embedding
+     * rows exist (unseen ids embed as zero). */
+    ic_engine **all[] = {&a, &b, &cold};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(ic_engine_create(all[k], &cfg, NULL, NULL, &err), IC_OK);
+        assert_int_equal(ic_engine_step(*all[k], log.ev, warm, IC_STEP_APPLY | IC_STEP_TRAIN, NULL,
+                                        NULL, &err), IC_OK);
+    }
+    float *pa = malloc(n * 2 * sizeof(float)), *pb = malloc(n * 2 * sizeof(float));
+    const ic_event *ev = log.ev + warm;
+    int kind = IC_STEP_APPLY | IC_STEP_PREDICT;
+    assert_int_equal(ic_engine_step(a, ev, n, kind, pa, NULL, &err), IC_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ic_engine_step(b, &ev[i], 1, kind, &pb[2 * i], NULL, &err), IC_OK);
+    for (size_t i = 0; i < 2 * n; i++) assert_float_equal(pa[i], pb[i], 1e-6);
+    /* The clock matters to these outputs: with an emptied store most
+     * predictions change, so the comparison above has teeth. */
+    assert_int_equal(ic_engine_reset_clock(cold, &err), IC_OK);
+    assert_int_equal(ic_engine_step(cold, ev, n, IC_STEP_PREDICT, pb, NULL, &err), IC_OK);
+    size_t changed = 0;
+    for (size_t i = 0; i < 2 * n; i++) changed += fabsf(pa[i] - pb[i]) > 1e-6f;
+    print_message("%zu of %zu outputs move with the clock\n", changed, 2 * n);
+    assert_true(changed > n / 2);
+    for (int k = 0; k < 3; k++) ic_engine_free(*all[k]);
+    free(pa);
+    free(pb);
+    ic_log_free(&log);
+}
+
+/* Removing an event that a sample should not see (its own, or a later one)
+ * does not change that sample's clock; removing an earlier one of the same
+ * user does. Checked through ic_sample_build on the engine's store. */
+static void test_sample_sees_only_the_past(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    small_config(&cfg);
+    ic_log log;
+    load_log(&log, &cfg);
+    ic_engine *e;
+    ic_error err;
+    assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
+    size_t n = log.n / 2;
+    assert_int_equal(ic_engine_step(e, log.ev, n, IC_STEP_APPLY, NULL, NULL, &err), IC_OK);
+    /* The last applied event: its own sample must not count it. */
+    const ic_event *last = &log.ev[n - 1];
+    ic_clock_view with, ref;
+    ic_sample s;
+    ic_sample_build(ic_engine_clock(e), &cfg, last, &with, &s);
+    assert_ptr_equal(s.ev, last);
+    assert_ptr_equal(s.clock, &with);
+    /* Rebuild a store from the events strictly before last->ts only. */
+    ic_clock_store *c;
+    assert_int_equal(ic_clock_create(&c, &cfg, &err), IC_OK);
+    for (size_t i = 0; i < n && log.ev[i].ts < last->ts; i++)
+        assert_int_equal(ic_clock_apply(c, &log.ev[i], &err), IC_OK);
+    ic_clock_query(c, last->user, last->ts, last->tz_min, &ref);
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < cfg.n_clock; f++) {
+            assert_int_equal(with.n[h][f], ref.n[h][f]);
+            for (int k = 0; k < with.n[h][f]; k++) {
+                assert_true(with.value[h][f][k] == ref.value[h][f][k]);
+                assert_float_equal(with.score[h][f][k], ref.score[h][f][k], 0);
+            }
+        }
+    ic_clock_free(c);
+    ic_engine_free(e);
+    ic_log_free(&log);
+}
+
+static void test_replay_periods(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    small_config(&cfg);
+    ic_log log;
+    load_log(&log, &cfg);
+    int64_t tv, tt;
+    ic_replay_split(&cfg, &log, &tv, &tt);
+    uint64_t want[IC_N_PHASES] = {0};
+    for (size_t i = 0; i < log.n; i++)
+        want[log.ev[i].ts < tv ? 0 : log.ev[i].ts < tt ? 1 : 2]++;
+    ic_engine *e;
+    ic_error err;
+    assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
+    ic_replay_opts o;
+    ic_replay_opts_default(&o);
+    ic_replay_result r;
+    assert_int_equal(ic_replay(e, &log, &o, &r, &err), IC_OK);
+    for (int p = 0; p < IC_N_PHASES; p++) assert_int_equal(r.n[p], want[p]);
+    assert_true(want[0] > want[2] * 4); /* 75% / 12.5% of the span */
+    /* It learned something: better than chance on the test period. */
+    assert_true(r.m[IC_PHASE_TEST][0].auc > 0.55);
+    assert_true(isfinite(r.train_loss));
+    ic_engine_free(e);
+
+    /* A test start after the last event: no test period. */
+    assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
+    o.t_test = log.ev[log.n - 1].ts + 1;
+    assert_int_equal(ic_replay(e, &log, &o, &r, &err), IC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "no test period"));
+    ic_engine_free(e);
+    ic_log_free(&log);
+}
+
+/* Train half the log with a checkpoint, resume from it, and finish: the
+ * same predictions and loss as one uninterrupted run, bit for bit (one
+ * thread). */
+static void test_resume_is_bit_identical(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    small_config(&cfg);
+    ic_log log;
+    load_log(&log, &cfg);
+    char ck[200];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    ic_error err;
+    ic_replay_opts o;
+    ic_replay_result one, two;
+
+    ic_engine *e;
+    assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
+    ic_replay_opts_default(&o);
+    assert_int_equal(ic_replay(e, &log, &o, &one, &err), IC_OK);
+    ic_engine_free(e);
+
+    /* First half, leaving a checkpoint at an exact batch boundary. */
+    assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
+    ic_replay_opts_default(&o);
+    o.checkpoint = ck;
+    o.checkpoint_every = (uint64_t)cfg.batch * 10;
+    o.stop_after = (uint64_t)cfg.batch * 10;
+    ic_replay_result half;
+    assert_int_equal(ic_replay(e, &log, &o, &half, &err), IC_OK);
+    ic_engine_free(e);
+
+    /* A fresh engine (other seed: the checkpoint must override it). */
+    ic_config other = cfg;
+    other.seed = 99;
+    assert_int_equal(ic_engine_create(&e, &other, NULL, NULL, &err), IC_OK);
+    ic_replay_opts_default(&o);
+    o.resume = ck;
+    ic_status s = ic_replay(e, &log, &o, &two, &err);
+    if (s != IC_OK) fail_msg("%s", err.msg);
+    ic_engine_free(e);
+
+    assert_true(one.train_loss == two.train_loss);
+    for (int p = 0; p < IC_N_PHASES; p++) {
+        assert_int_equal(one.n[p], two.n[p]);
+        for (int t = 0; t < cfg.n_tasks; t++) {
+            assert_true(one.m[p][t].auc == two.m[p][t].auc);
+            assert_true(one.m[p][t].logloss == two.m[p][t].logloss);
+        }
+    }
+
+    /* A checkpoint is rejected by a different network. */
+    ic_config wider = cfg;
+    wider.dim = 8;
+    assert_int_equal(ic_engine_create(&e, &wider, NULL, NULL, &err), IC_OK);
+    assert_true(ic_replay(e, &log, &o, &two, &err) < 0);
+    ic_engine_free(e);
+    ic_log_free(&log);
+}
+
+/* Two runs at a time give the same figures as one at a time. */
+static void test_experiment_deterministic(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    small_config(&cfg);
+    ic_log log;
+    load_log(&log, &cfg);
+    ic_variant v[IC_MAX_VARIANTS];
+    int nv = ic_experiment_variants(&cfg, 0, v, IC_MAX_VARIANTS);
+    assert_int_equal(nv, 4);
+    assert_string_equal(v[0].name, "baseline");
+    assert_int_equal(v[0].cfg.clock, IC_CLOCK_NONE);
+    assert_int_equal(v[3].cfg.clock, IC_CLOCK_GAUSSIAN);
+    assert_int_equal(ic_experiment_variants(&cfg, 1, v, IC_MAX_VARIANTS), 7);
+    nv = 2; /* baseline and naive, 2 seeds */
+    ic_variant_result r1[2], r2[2];
+    ic_error err;
+    assert_int_equal(ic_experiment_run(&log, v, nv, 2, 1, 0, r1, &err), IC_OK);
+    assert_int_equal(ic_experiment_run(&log, v, nv, 2, 2, 0, r2, &err), IC_OK);
+    for (int i = 0; i < nv; i++) {
+        assert_true(r1[i].auc == r2[i].auc);
+        assert_true(r1[i].uauc == r2[i].uauc);
+        assert_true(r1[i].auc_seed[0] != r1[i].auc_seed[1]); /* seeds differ */
+        double m = (r1[i].auc_seed[0] + r1[i].auc_seed[1]) / 2;
+        assert_float_equal(r1[i].auc, m, 1e-12);
+    }
+    ic_log_free(&log);
+}
+
+/* ---- the commands, as a user runs them ---- */
+
+static int run_tool(const char *args)
+{
+    const char *bin = getenv("ICLOCK_BIN");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>%s/stderr.txt", bin, args, dir);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int stderr_has(const char *s)
+{
+    char path[128], buf[4096] = {0};
+    snprintf(path, sizeof path, "%s/stderr.txt", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strstr(buf, s) != NULL;
+}
+
+static void test_commands_bad_input(void **state)
+{
+    (void)state;
+    if (!getenv("ICLOCK_BIN")) skip();
+    char a[1024];
+    /* usage */
+    assert_int_equal(run_tool("train"), 2);
+    assert_int_equal(run_tool("train --data x.csv"), 2);
+    assert_int_equal(run_tool("experiment --seeds 0 --data x.csv"), 2);
+    assert_int_equal(run_tool("eval --bogus"), 2);
+    /* a missing file */
+    snprintf(a, sizeof a, "train --data %s/none.csv --model %s/m --quiet", dir, dir);
+    assert_int_equal(run_tool(a), 1);
+    assert_true(stderr_has("none.csv"));
+    /* a bad config */
+    char cfgp[128];
+    snprintf(cfgp, sizeof cfgp, "%s/bad.ini", dir);
+    FILE *f = fopen(cfgp, "w");
+    fputs("[model]\ndim = -3\n", f);
+    fclose(f);
+    snprintf(a, sizeof a, "train --data %s --config %s --model %s/m --quiet", log_path, cfgp, dir);
+    assert_int_equal(run_tool(a), 2);
+    assert_true(stderr_has("bad.ini:2"));
+    /* a bad --set */
+    snprintf(a, sizeof a, "train --data %s --set model.clock=sundial --model %s/m --quiet", log_path, dir);
+    assert_int_equal(run_tool(a), 2);
+    /* train a small model, then eval it with another network's config */
+    snprintf(a, sizeof a, "train --data %s --set model.mlp=16 --set train.batch=128 --model %s/m --quiet",
+             log_path, dir);
+    assert_int_equal(run_tool(a), 0);
+    snprintf(a, sizeof a, "eval --data %s --model %s/m --quiet", log_path, dir);
+    assert_int_equal(run_tool(a), 0);
+    snprintf(a, sizeof a, "eval --data %s --model %s/m --config configs/music.ini --quiet", log_path, dir);
+    assert_int_equal(run_tool(a), 2);
+    /* a log with no test period */
+    snprintf(a, sizeof a, "eval --data %s --model %s/m --test-start 2099-01-01 --quiet", log_path, dir);
+    assert_int_equal(run_tool(a), 2);
+    assert_true(stderr_has("no test period"));
+    /* a corrupt model file */
+    snprintf(a, sizeof a, "%s/m", dir);
+    assert_int_equal(truncate(a, 100), 0);
+    snprintf(a, sizeof a, "eval --data %s --model %s/m --quiet", log_path, dir);
+    assert_int_equal(run_tool(a), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chunk_is_point_in_time),
+        cmocka_unit_test(test_sample_sees_only_the_past),
+        cmocka_unit_test(test_replay_periods),
+        cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_experiment_deterministic),
+        cmocka_unit_test(test_commands_bad_input),
+    };
+    return cmocka_run_group_tests_name("engine", tests, setup, teardown);
+}
