@@ -145,6 +145,9 @@ typedef struct {
     int clock_sigma_learn;          /* 1: sigma is learned */
     int clock_continuous;           /* 1: delta from the fractional hour */
     ic_pool clock_pool;             /* mean (default) or score-weighted */
+    int history;                    /* 1: x0 also gets the time-blind mean of
+                                     * the 24 slots (all variants, baseline
+                                     * too), so a clock's gain is time only */
     int dim;                        /* embedding dimension d, default 16 */
     int cross_layers;               /* L, default 3 */
     int cross_rank;                 /* 0 = full rank, else r of W = U V^T */
@@ -560,7 +563,8 @@ ic_status ic_engine_step(ic_engine *e, const ic_event *ev, size_t n, int kind,
                          float *probs, double *loss, ic_error *err);
 
 /* Builds the model's sample for ev: reads ev->user's clock at ev->ts into
- * view (unless cfg->clock is none) and points out at ev and view. This is
+ * view (unless cfg->clock is none and cfg->history is off) and points out
+ * at ev and view. This is
  * the one way samples are made, offline and online. */
 void ic_sample_build(ic_clock_store *clock, const ic_config *cfg, const ic_event *ev,
                      ic_clock_view *view, ic_sample *out);

@@ -216,6 +216,7 @@ static const key_def keys[] = {
     NUM("model", "clock_sigma", K_FLOAT, clock_sigma, 0, 24, LO_OPEN),
     NUM("model", "clock_sigma_learn", K_INT, clock_sigma_learn, 0, 1, 0),
     NUM("model", "clock_continuous", K_INT, clock_continuous, 0, 1, 0),
+    NUM("model", "history", K_INT, history, 0, 1, 0),
     ENUM("model", "clock_pool", clock_pool, pool_names),
     NUM("model", "dim", K_INT, dim, 1, 1024, 0),
     NUM("model", "cross_layers", K_INT, cross_layers, 0, 16, 0),

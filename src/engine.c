@@ -52,7 +52,7 @@ void ic_sample_build(ic_clock_store *clock, const ic_config *cfg, const ic_event
 {
     out->ev = ev;
     out->clock = NULL;
-    if (cfg->clock == IC_CLOCK_NONE) return;
+    if (cfg->clock == IC_CLOCK_NONE && !cfg->history) return;
     ic_clock_query(clock, ev->user, ev->ts, ev->tz_min, view);
     out->clock = view;
 }
