@@ -328,6 +328,7 @@ ic_status ic__br_read(ic_breader *r, void *p, size_t n, ic_error *err)
     if (n > r->len - r->pos)
         return ic__fail(err, IC_ERR_CORRUPT, "%s: payload ends early (wanted %zu bytes at %zu of %zu)",
                         r->path, n, r->pos, r->len);
+    if (n == 0) return IC_OK; /* p may be NULL for an empty table */
     memcpy(p, r->buf + 12 + r->pos, n);
     r->pos += n;
     return IC_OK;
