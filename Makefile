@@ -24,7 +24,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(B)/%.o)
 
-.PHONY: all deps test asan bench demo clean fixtures bench-serve
+.PHONY: all deps test asan bench demo clean fixtures bench-serve bench-all pictures
 all: $(B)/iclock
 
 deps:
@@ -68,11 +68,22 @@ bench: $(B)/iclock $(BENCHES)
 bench-serve: $(B)/iclock
 	bash bench/bench_serve.sh $(B)/iclock
 
+# Everything of docs/PERFORMANCE.md side by side, the Python comparisons
+# (PyTorch, pandas) included; one JSON object per line. ARGS is passed on,
+# e.g. make bench-all ARGS="--memory" or ARGS="--coretype SKYLAKEX".
+bench-all: $(B)/iclock $(BENCHES)
+	bash scripts/bench_all.sh --build $(B) $(ARGS)
+
 # Regenerates the reference fixtures the tests compare against (PyTorch and
 # sklearn, from Debian's packages: scripts/deps.sh --with-python).
 fixtures:
 	/usr/bin/python3 tools/reference/dcnv2_reference.py tests/data/model_fixture.txt
 	/usr/bin/python3 tools/reference/metrics_reference.py
+
+# Every SVG under docs/img/, drawn by iclock itself from the real check-in
+# logs in ../shared/data (imported into $(B)/real; docs/EXPERIMENTS.md).
+pictures: $(B)/iclock
+	bash scripts/real_experiments.sh --iclock $(B)/iclock --out $(B)/real --img docs/img --only pictures
 
 demo: deps $(B)/iclock
 	$(B)/iclock demo
