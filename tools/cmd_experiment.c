@@ -106,6 +106,13 @@ static int select_variants(const char *list, ic_variant *v, int n)
     return k;
 }
 
+/* A signed difference in an 8-wide column, or blanks. */
+static void print_diff(FILE *out, int show, double d)
+{
+    if (show) fprintf(out, "%+8.4f", d);
+    else fprintf(out, "%8s", "");
+}
+
 static void print_table(FILE *out, const ic_config *cfg, const ic_variant_result *r, int n,
                         uint64_t n_test)
 {
@@ -114,15 +121,15 @@ static void print_table(FILE *out, const ic_config *cfg, const ic_variant_result
         if (!strcmp(r[i].name, "baseline")) base = i;
     fprintf(out, "\nTest period, task '%s' (%llu samples); mean +- std over %d seed(s); "
             "d = difference to baseline\n\n", cfg->task[0].name, (unsigned long long)n_test, r[0].seeds);
-    fprintf(out, "%-24s %-17s %8s   %-17s %8s %8s %8s %8s\n", "variant", "AUC", "dAUC", "UAUC", "dUAUC",
-            "GAUC", "logloss", "time(s)");
+    fprintf(out, "%-24s %-16s %8s  %-16s %8s %8s %8s %8s\n", "variant", "AUC", "dAUC", "UAUC",
+            "dUAUC", "GAUC", "logloss", "time(s)");
     for (int i = 0; i < n; i++) {
+        int vs = base >= 0 && i != base; /* a difference to show */
         fprintf(out, "%-24s %.4f +- %.4f ", r[i].name, r[i].auc, r[i].auc_std);
-        if (base >= 0 && i != base) fprintf(out, "%+8.4f", r[i].auc - r[base].auc);
-        else fprintf(out, "%8s", "");
-        fprintf(out, "   %.4f +- %.4f ", r[i].uauc, r[i].uauc_std);
-        if (base >= 0 && i != base) fprintf(out, "%+8.4f", r[i].uauc - r[base].uauc);
-        else fprintf(out, "%8s", "");
+        print_diff(out, vs, r[i].auc - (base >= 0 ? r[base].auc : 0));
+        fputs("  ", out);
+        fprintf(out, "%.4f +- %.4f ", r[i].uauc, r[i].uauc_std);
+        print_diff(out, vs, r[i].uauc - (base >= 0 ? r[base].uauc : 0));
         fprintf(out, " %8.4f %8.4f %8.1f\n", r[i].gauc, r[i].logloss, r[i].seconds);
     }
 }
