@@ -385,6 +385,15 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err);
 int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min,
                    ic_clock_view *out);
 
+/* A hint, for speed only: the caller is about to query and/or apply
+ * ev[i] of the time-ordered events ev[0..n), in order. Asks the memory
+ * system for the store state that the events a few places ahead will need
+ * (the store picks the distances), so that their cache misses overlap the
+ * work on ev[i]; call it once per event, before that event's query. Never
+ * changes the store or any result. Reads the store: the same threading
+ * rules as ic_clock_query. */
+void ic_clock_prefetch(const ic_clock_store *s, const ic_event *ev, size_t n, size_t i);
+
 /* Users held (those with a record in the last W + 2 days, roughly: users
  * whose records are all older are forgotten by a sweep as events arrive). */
 size_t ic_clock_n_users(const ic_clock_store *s);
@@ -417,13 +426,34 @@ ic_status ic_clock_load(ic_clock_store **out, const char *path, const ic_config 
 ic_status ic_plot_clock_svg(FILE *out, const ic_clock_view *v, const ic_config *cfg,
                             const ic_names *names, const char *title, ic_error *err);
 
+#define IC_PLOT_MAX_SERIES 20 /* values one hourly chart can draw */
+
+/* What ic_plot_hourly_svg draws: n series (values of a field), each with a
+ * count per local hour. Nothing is owned; all of it is the caller's. */
+typedef struct {
+    int n;                              /* series, 1..IC_PLOT_MAX_SERIES */
+    const char *const *label;           /* (n) names, escaped when drawn */
+    const uint64_t (*count)[IC_HOURS];  /* (n, 24) counts by local hour */
+    int rest;                           /* 1: series n-1 is "all other values" (grey) */
+    const char *title, *note;           /* a title and a line under it; may be NULL */
+} ic_plot_hourly;
+
+/* Draws the share of each series by local hour as an SVG chart (plot.c):
+ * one column per hour, split into count[i][h] / sum_i count[i][h] (series
+ * 0 at the top; an hour without counts is an empty column), the hour's
+ * total beneath as a bar, and a legend with each series' share of all
+ * counts. Every segment carries data-hour, data-series and a <title> with
+ * its count. Errors: IC_ERR_ARG (n out of range), IC_ERR_IO (writing). */
+ic_status ic_plot_hourly_svg(FILE *out, const ic_plot_hourly *p, ic_error *err);
+
 /* ------------------------------------------------------------------ */
 /* The ranking model (model.c, nn.c, embed.c, optim.c)                 */
 /* ------------------------------------------------------------------ */
 
 /* One example for the model: the event (ids, categorical values, local
  * time, labels) and the user's clock as it stood before the event (NULL
- * when cfg->clock is IC_CLOCK_NONE). Neither is owned. */
+ * when cfg->clock is IC_CLOCK_NONE and cfg->history is 0: the history
+ * block reads the same view). Neither is owned. */
 typedef struct {
     const ic_event *ev;
     const ic_clock_view *clock;
@@ -447,6 +477,16 @@ void ic_model_predict(ic_model *m, const ic_sample *s, int B, float *probs);
  * made before the update (may be NULL). Returns the batch's mean loss:
  * sum over tasks of weight * binary cross-entropy. */
 float ic_model_train_step(ic_model *m, const ic_sample *s, int B, float *probs);
+
+/* Runs each later training step and prediction of m on n threads: 1 (the
+ * default) or 2 (n > 2 counts as 2): data-parallel halves of the batch,
+ * one on a helper thread the model owns, their gradients summed in a fixed
+ * order. Results are deterministic for a given n and agree across n to
+ * float rounding. Planning the batch and the optimizer stay on the
+ * caller's thread. Use this or BLAS threads (openblas_set_num_threads),
+ * not both. Returns the threads now in use (1 if a thread could not be
+ * started). */
+int ic_model_set_threads(ic_model *m, int n);
 
 /* Saves everything needed to continue training bit-identically: config
  * fingerprint, dense parameters, optimizer moments and step, embedding rows

@@ -1,17 +1,42 @@
 /* model.c: the ranking model: turns samples (event + clock) into a batch
- * plan over the embedding tables, runs the DCN-V2 network (nn.c), applies
- * the optimizers (Adam on the dense block, Adagrad or Adam on the rows the
- * batch touched), and saves/loads everything needed to resume training
- * bit-identically.
+ * plan over the embedding tables, runs the DCN-V2 network (nn.c) on one
+ * thread or on two (data-parallel halves), applies the optimizers (Adam on
+ * the dense block, Adagrad or Adam on the rows the batch touched), and
+ * saves/loads everything needed to resume training bit-identically. The
+ * fast planner and Adam keep plain reference paths for the tests
+ * (ic__model_set_reference).
  *
  * Deliberately not here: the layers' math (nn_impl.h), building clocks
  * (clock.c), the training loop over a log (engine.c). See docs/MODEL.md. */
 #include "model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #define IC__MAX_TABLES (2 + IC_MAX_FIELDS)
+
+/* A helper thread for ic_model_set_threads(m, 2): it runs the forward (and
+ * backward) of the second part of each batch on its own network, whose
+ * parameters and rows are bound to the model's, while the caller runs the
+ * first part; the caller then adds its gradients to the model's. */
+enum { JOB_NONE, JOB_PREDICT, JOB_TRAIN, JOB_QUIT };
+typedef struct {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int job, done;   /* under mu */
+    ic__plan part;   /* a view of the model's plan */
+    ic__net_f net;
+    float loss;
+} helper;
+
+/* One clock slot value as the plan reads it: slot, batch row, pooling weight. */
+typedef struct {
+    int32_t u;
+    uint8_t t;
+    float p;
+} slot_rec;
 
 struct ic_model {
     ic_config cfg;
@@ -25,6 +50,16 @@ struct ic_model {
     ic__plan plan;
     int32_t *u_seg, *u_ent;  /* (cap_u) clock dedupe: segment and entry of row u */
     int cap_u;
+    slot_rec rec[IC_MAX_CLOCK_FIELDS * IC_HOURS * IC_MAX_TOPK]; /* one sample's slot values */
+    /* The batch's clock slot values, gathered from the views before any
+     * lookup (see gather_clock): (b, c) holds [g_off[b*nc+c], ...+1). */
+    uint64_t *g_val;         /* (cap_g) value id */
+    float *g_p;              /* (cap_g) pooling weight in its slot */
+    uint8_t *g_t;            /* (cap_g) slot */
+    int32_t *g_off;          /* (cap_goff) */
+    size_t cap_g, cap_goff;
+    int ref;                 /* 1: the plain reference paths (tests) */
+    helper *hp;              /* NULL: one thread */
     ic_rng rng;
 };
 
@@ -78,7 +113,7 @@ ic_status ic_model_create(ic_model **out, const ic_config *cfg, ic_error *err)
     ic__rng_seed(&m->rng, cfg->seed);
     /* A first guess of the entries per sample; the workspace grows once if
      * a batch needs more. */
-    int per = 2 + sh.F + sh.NC * 8;
+    int per = 2 + sh.F + sh.NQ * 8;
     ic__net_init_f(&m->net, &m->sh, cfg->batch, cfg->batch * per);
     m->opt_mem = ic__xalloc_aligned(2 * sh.n_params * sizeof(float));
     m->adam_m = m->opt_mem;
@@ -90,15 +125,22 @@ ic_status ic_model_create(ic_model **out, const ic_config *cfg, ic_error *err)
     return IC_OK;
 }
 
+static void helper_stop(ic_model *m);
+
 void ic_model_free(ic_model *m)
 {
     if (!m) return;
+    helper_stop(m);
     ic__net_free_f(&m->net);
     free(m->opt_mem);
     for (int t = 0; t < m->n_tab; t++) ic__emb_free(&m->tab[t]);
     ic__plan_free(&m->plan);
     free(m->u_seg);
     free(m->u_ent);
+    free(m->g_val);
+    free(m->g_p);
+    free(m->g_t);
+    free(m->g_off);
     free(m);
 }
 
@@ -113,16 +155,19 @@ size_t ic_model_n_rows(const ic_model *m)
 
 /* ---- batch plans -------------------------------------------------------------- */
 
-/* Upper bounds of the entries and clock occurrences of a batch. */
+/* Upper bounds of the entries and slot occurrences of a batch: every
+ * filled slot value once for the clock and once for the history block. */
 static void plan_bounds(const ic_model *m, const ic_sample *s, int B, int *E, int *O)
 {
     long e = 0, o = 0;
+    int nc = m->sh.NC ? m->sh.NC : m->sh.NH, per = (m->sh.NC > 0) + (m->sh.NH > 0);
     for (int b = 0; b < B; b++) {
         e += 2 + s[b].ev->voff[m->sh.F];
-        if (!m->sh.NC || !s[b].clock) continue;
+        if (!m->sh.NQ || !s[b].clock) continue;
         for (int t = 0; t < IC_HOURS; t++)
-            for (int c = 0; c < m->sh.NC; c++) o += s[b].clock->n[t][c];
+            for (int c = 0; c < nc; c++) o += s[b].clock->n[t][c];
     }
+    o *= per;
     IC_ASSERT(e + o < INT32_MAX / 2);
     *E = (int)(e + o);
     *O = (int)o;
@@ -162,15 +207,14 @@ static void add_entry(ic__plan *pl, int u, float w)
     pl->E++;
 }
 
-/* The clock segment of field c for sample b: each distinct value once, and
- * one occurrence per (slot, value) with the slot's pooling weight. */
-static void plan_clock(ic_model *m, const ic_sample *s, int b, int c, int train)
+/* Reads the slots of clock field c that the model uses (all 24 when it has
+ * a history block; else the clock's: slot h alone for the naive clock),
+ * looking each value's row up once. Writes one record (slot, row u, pooling
+ * weight p) per value with a row; returns their count (<= 24 k). */
+static int read_slots(ic_model *m, const ic_clock_view *v, int b, int c, int train, slot_rec *rec)
 {
-    ic__plan *pl = &m->plan;
-    const ic_clock_view *v = s->clock;
-    int tab = 2 + m->cfg.clock_field[c], seg = b * m->sh.NS + 2 + m->sh.F + c;
-    int t0 = 0, t1 = IC_HOURS;
-    if (m->sh.clock == IC_CLOCK_NAIVE) t1 = (t0 = pl->hour[b]) + 1; /* other slots weigh 0 */
+    int tab = 2 + m->cfg.clock_field[c], t0 = 0, t1 = IC_HOURS, nr = 0;
+    if (!m->sh.NH && m->sh.clock == IC_CLOCK_NAIVE) t1 = (t0 = m->plan.hour[b]) + 1;
     for (int t = t0; v && t < t1; t++) {
         int n = v->n[t][c] < IC_MAX_TOPK ? v->n[t][c] : IC_MAX_TOPK;
         float total = 0;
@@ -180,17 +224,70 @@ static void plan_clock(ic_model *m, const ic_sample *s, int b, int c, int train)
         for (int k = 0; k < n; k++) {
             int u = plan_row(m, tab, v->value[t][c][k], train);
             if (u < 0) continue; /* unseen: a zero vector in the slot's mean */
-            if (m->u_seg[u] != seg) {
-                m->u_seg[u] = seg;
-                m->u_ent[u] = pl->E;
-                add_entry(pl, u, 0);
-            }
-            pl->occ_e[pl->O] = m->u_ent[u];
-            pl->occ_t[pl->O] = (uint8_t)t;
-            pl->occ_p[pl->O] = by_score ? v->score[t][c][k] / total : 1.0f / n;
-            pl->O++;
+            rec[nr].u = u;
+            rec[nr].t = (uint8_t)t;
+            rec[nr].p = by_score ? v->score[t][c][k] / total : 1.0f / n;
+            nr++;
         }
     }
+    return nr;
+}
+
+/* The same records from the gathered slot values of (b, c). */
+static int read_gathered(ic_model *m, int b, int c, int train, slot_rec *rec)
+{
+    int tab = 2 + m->cfg.clock_field[c], nr = 0, nc = m->cfg.n_clock;
+    for (int i = m->g_off[b * nc + c]; i < m->g_off[b * nc + c + 1]; i++) {
+        int u = plan_row(m, tab, m->g_val[i], train);
+        if (u < 0) continue; /* unseen: a zero vector in the slot's mean */
+        rec[nr].u = u;
+        rec[nr].t = m->g_t[i];
+        rec[nr].p = m->g_p[i];
+        nr++;
+    }
+    return nr;
+}
+
+/* Slot-pooled segment q of sample b from the records of its clock field
+ * whose slot is in [t0, t1): each distinct row once as an entry, and one
+ * occurrence (slot, entry, p) per record. */
+static void plan_slot_segment(ic_model *m, int b, int q, const slot_rec *rec, int nr, int t0,
+                              int t1)
+{
+    ic__plan *pl = &m->plan;
+    int seg = b * m->sh.NS + 2 + m->sh.F + q;
+    pl->seg_off[seg] = pl->E;
+    pl->occ_off[b * m->sh.NQ + q] = pl->O;
+    for (int i = 0; i < nr; i++) {
+        int u = rec[i].u;
+        if (rec[i].t < t0 || rec[i].t >= t1) continue;
+        if (m->u_seg[u] != seg) {
+            m->u_seg[u] = seg;
+            m->u_ent[u] = pl->E;
+            add_entry(pl, u, 0);
+        }
+        pl->occ_e[pl->O] = m->u_ent[u];
+        pl->occ_t[pl->O] = rec[i].t;
+        pl->occ_p[pl->O] = rec[i].p;
+        pl->O++;
+    }
+}
+
+/* The clock segments (the naive clock: slot h only), then the history
+ * blocks (all 24 slots), of sample b, from one read of its clock view. */
+static void plan_slots(ic_model *m, const ic_sample *s, int b, int train)
+{
+    const ic__shape *sh = &m->sh;
+    int nc = m->cfg.n_clock, off[IC_MAX_CLOCK_FIELDS + 1] = {0};
+    for (int c = 0; c < nc; c++)
+        off[c + 1] = off[c] + (m->ref ? read_slots(m, s->clock, b, c, train, m->rec + off[c])
+                                           : read_gathered(m, b, c, train, m->rec + off[c]));
+    int t0 = 0, t1 = IC_HOURS;
+    if (sh->clock == IC_CLOCK_NAIVE) t1 = (t0 = m->plan.hour[b]) + 1; /* other slots weigh 0 */
+    for (int c = 0; c < sh->NC; c++)
+        plan_slot_segment(m, b, c, m->rec + off[c], off[c + 1] - off[c], t0, t1);
+    for (int c = 0; c < sh->NH; c++)
+        plan_slot_segment(m, b, sh->NC + c, m->rec + off[c], off[c + 1] - off[c], 0, IC_HOURS);
 }
 
 static void plan_sample(ic_model *m, const ic_sample *s, int b, int train, int labels)
@@ -215,16 +312,10 @@ static void plan_sample(ic_model *m, const ic_sample *s, int b, int train, int l
         for (int i = ev->voff[f]; i < ev->voff[f + 1]; i++)
             if ((u = plan_row(m, 2 + f, ev->val[i], train)) >= 0) add_entry(pl, u, 1.0f / n);
     }
-    for (int c = 0; c < sh->NC; c++) {
-        pl->seg_off[b * NS + 2 + sh->F + c] = pl->E;
-        pl->occ_off[b * sh->NC + c] = pl->O;
-        plan_clock(m, s, b, c, train);
-    }
+    if (sh->NQ) plan_slots(m, s, b, train);
 }
 
-/* Asks for the cache lines of a clock view's filled slots ahead of use.
- * A view is ~9 KB and mostly empty; without this its lines arrive one
- * miss at a time and planning waits on memory. */
+/* Asks for the cache lines of a clock view's filled slots ahead of use. */
 static void prefetch_clock(const ic_clock_view *v, int NC, int scores)
 {
     if (!v) return;
@@ -236,10 +327,94 @@ static void prefetch_clock(const ic_clock_view *v, int NC, int scores)
         }
 }
 
+static void prefetch_counts(const ic_clock_view *v)
+{
+    if (!v) return;
+    __builtin_prefetch(&v->n[0][0]);
+    __builtin_prefetch((const char *)&v->n[0][0] + 64);
+}
+
+/* Appends the values of clock field c of view v in slots [t0, t1) to the
+ * gathered arrays at *n, with their pooling weights (mean: 1/n of the
+ * slot's values, seen or not; score: score / the slot's positive total). */
+static void gather_field(ic_model *m, const ic_clock_view *v, int c, int t0, int t1, size_t *n)
+{
+    int by_score_pool = m->cfg.clock_pool == IC_POOL_SCORE;
+    size_t g = *n;
+    for (int t = t0; t < t1; t++) {
+        int cnt = v->n[t][c] < IC_MAX_TOPK ? v->n[t][c] : IC_MAX_TOPK;
+        if (!cnt) continue;
+        float total = 0;
+        if (by_score_pool)
+            for (int k = 0; k < cnt; k++) total += v->score[t][c][k];
+        int by_score = total > 0;
+        for (int k = 0; k < cnt; k++, g++) {
+            m->g_val[g] = v->value[t][c][k];
+            m->g_t[g] = (uint8_t)t;
+            m->g_p[g] = by_score ? v->score[t][c][k] / total : 1.0f / cnt;
+        }
+    }
+    *n = g;
+}
+
+/* Pass 1 of the fast plan: copies the slot values the model reads out of
+ * every sample's clock view into compact arrays, before any row lookup.
+ * A view is ~9 KB and mostly empty; its filled lines come from memory.
+ * Kept apart from the lookups, the loads are independent and many are in
+ * flight at once (and prefetched a few views ahead); interleaved with
+ * hash lookups they arrived one miss at a time. Returns the count. */
+static size_t gather_clock(ic_model *m, const ic_sample *s, int B)
+{
+    int nc = m->cfg.n_clock, scores = m->cfg.clock_pool == IC_POOL_SCORE;
+    int naive_only = !m->sh.NH && m->sh.clock == IC_CLOCK_NAIVE;
+    enum { COUNTS_AHEAD = 8, LINES_AHEAD = 4 };
+    if ((size_t)B * nc + 1 > m->cap_goff) {
+        m->cap_goff = (size_t)B * nc + 1;
+        m->g_off = ic__xrealloc(m->g_off, m->cap_goff * sizeof *m->g_off);
+    }
+    for (int b = 0; b < B && b < COUNTS_AHEAD; b++) prefetch_counts(s[b].clock);
+    size_t n = 0, per = (size_t)nc * IC_HOURS * IC_MAX_TOPK;
+    for (int b = 0; b < B; b++) {
+        if (b + COUNTS_AHEAD < B) prefetch_counts(s[b + COUNTS_AHEAD].clock);
+        if (b + LINES_AHEAD < B) prefetch_clock(s[b + LINES_AHEAD].clock, nc, scores);
+        if (n + per > m->cap_g) {
+            m->cap_g = 2 * (n + per);
+            m->g_val = ic__xrealloc(m->g_val, m->cap_g * sizeof *m->g_val);
+            m->g_p = ic__xrealloc(m->g_p, m->cap_g * sizeof *m->g_p);
+            m->g_t = ic__xrealloc(m->g_t, m->cap_g * sizeof *m->g_t);
+        }
+        const ic_clock_view *v = s[b].clock;
+        int t0 = 0, t1 = IC_HOURS;
+        if (naive_only) t1 = (t0 = ic_local_hour(s[b].ev->ts, s[b].ev->tz_min)) + 1;
+        for (int c = 0; c < nc; c++) {
+            m->g_off[b * nc + c] = (int32_t)n;
+            if (v) gather_field(m, v, c, t0, t1, &n);
+        }
+        IC_ASSERT(n < INT32_MAX / 4);
+    }
+    m->g_off[B * nc] = (int32_t)n;
+    return n;
+}
+
+/* Exact entry and occurrence bounds from the gathered values: every value
+ * once for the clock and once for the history block. */
+static void gathered_bounds(const ic_model *m, const ic_sample *s, int B, size_t G, int *E,
+                            int *O)
+{
+    long e = 0, o = (long)G * ((m->sh.NC > 0) + (m->sh.NH > 0));
+    for (int b = 0; b < B; b++) e += 2 + s[b].ev->voff[m->sh.F];
+    IC_ASSERT(e + o < INT32_MAX / 2);
+    *E = (int)(e + o);
+    *O = (int)o;
+}
+
 void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int labels)
 {
     int E, O;
-    plan_bounds(m, s, B, &E, &O);
+    if (m->ref || !m->sh.NQ)
+        plan_bounds(m, s, B, &E, &O);
+    else
+        gathered_bounds(m, s, B, gather_clock(m, s, B), &E, &O);
     ic__plan *pl = &m->plan;
     ic__plan_reserve(pl, &m->sh, B, E, O);
     ic__net_reserve_f(&m->net, B, E);
@@ -253,13 +428,16 @@ void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int
     enum { AHEAD = 16 };
     int scores = m->cfg.clock_pool == IC_POOL_SCORE;
     for (int b = 0; b < B; b++) {
-        if (b + AHEAD < B && m->sh.NC) prefetch_clock(s[b + AHEAD].clock, m->sh.NC, scores);
+        if (m->ref && b + AHEAD < B && m->sh.NQ)
+            prefetch_clock(s[b + AHEAD].clock, m->cfg.n_clock, scores);
         plan_sample(m, &s[b], b, train, labels);
     }
     pl->seg_off[B * m->sh.NS] = pl->E;
-    pl->occ_off[B * m->sh.NC] = pl->O;
+    pl->occ_off[B * m->sh.NQ] = pl->O;
     IC_ASSERT(pl->E <= E && pl->O <= O);
 }
+
+void ic__model_set_reference(ic_model *m, int on) { m->ref = on; }
 
 void ic__model_plan_end(ic_model *m)
 {
@@ -270,13 +448,121 @@ void ic__model_plan_end(ic_model *m)
 
 /* ---- predict and train ----------------------------------------------------------- */
 
+/* ---- one or two threads ----------------------------------------------------------- */
+
+/* Forward (and, in training, zeroed gradients and the backward) of plan pl
+ * on net n; returns the loss (a part's share when pl is a part). */
+static float run_part(ic__net_f *n, const ic__plan *pl, int train)
+{
+    if (!train) return ic__net_forward_f(n, pl);
+    ic__net_zero_grad_f(n);
+    float loss = ic__net_forward_f(n, pl);
+    ic__net_backward_f(n, pl);
+    return loss;
+}
+
+static void *helper_main(void *arg)
+{
+    helper *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (h->job == JOB_NONE) pthread_cond_wait(&h->cv, &h->mu);
+        if (h->job == JOB_QUIT) break;
+        int train = h->job == JOB_TRAIN;
+        pthread_mutex_unlock(&h->mu);
+        h->loss = run_part(&h->net, &h->part, train);
+        pthread_mutex_lock(&h->mu);
+        h->job = JOB_NONE;
+        h->done = 1;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static void helper_stop(ic_model *m)
+{
+    helper *h = m->hp;
+    if (!h) return;
+    pthread_mutex_lock(&h->mu);
+    h->job = JOB_QUIT;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->th, NULL);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    ic__net_free_f(&h->net);
+    free(h);
+    m->hp = NULL;
+}
+
+int ic_model_set_threads(ic_model *m, int n)
+{
+    if (n <= 1 || m->hp) {
+        if (n <= 1) helper_stop(m);
+        return m->hp ? 2 : 1;
+    }
+    helper *h = ic__xcalloc(1, sizeof *h);
+    ic__net_init_f(&h->net, &m->sh, m->net.Bcap / 2 + 1, m->net.Ecap);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    if (pthread_create(&h->th, NULL, helper_main, h)) {
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
+        ic__net_free_f(&h->net);
+        free(h);
+        return 1;
+    }
+    m->hp = h;
+    return 2;
+}
+
+/* dst[0..n) += src[0..n) */
+static void add_to(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* Runs the planned batch: forward, and in training the backward with the
+ * gradients in m->net (gmem, and dR for the batch's rows); probs in
+ * m->net.probs. With a helper, samples [0, b0) run here and [b0, B) on
+ * the helper, then its gradients are added to these: always the same
+ * split and the same order of sums, so the result is deterministic. */
+static float run_batch(ic_model *m, int train)
+{
+    ic__plan *pl = &m->plan;
+    helper *h = m->hp;
+    int B = pl->B, b0 = (B + 1) / 2, T = m->sh.T;
+    if (!h || B < 2) return run_part(&m->net, pl, train);
+    ic__net_reserve_f(&h->net, B - b0, pl->E);
+    ic__net_bind_f(&h->net, m->net.pmem, m->net.R);
+    ic__plan first;
+    ic__plan_part(&first, pl, &m->sh, 0, b0);
+    ic__plan_part(&h->part, pl, &m->sh, b0, B);
+    pthread_mutex_lock(&h->mu);
+    h->done = 0;
+    h->job = train ? JOB_TRAIN : JOB_PREDICT;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    float loss = run_part(&m->net, &first, train);
+    pthread_mutex_lock(&h->mu);
+    while (!h->done) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    memcpy(m->net.probs + (size_t)b0 * T, h->net.probs, (size_t)(B - b0) * T * sizeof(float));
+    if (train) {
+        add_to(m->net.gmem, h->net.gmem, m->sh.n_params);
+        add_to(m->net.dR, h->net.dR, (size_t)pl->U * m->sh.d);
+    }
+    return loss + h->loss;
+}
+
 void ic_model_predict(ic_model *m, const ic_sample *s, int B, float *probs)
 {
     if (B <= 0) return;
     ic__model_plan_begin(m, s, B, 0, 0);
     float *label = m->plan.label;
     m->plan.label = NULL; /* no loss */
-    ic__net_forward_f(&m->net, &m->plan);
+    run_batch(m, 0);
     m->plan.label = label;
     memcpy(probs, m->net.probs, (size_t)B * m->sh.T * sizeof(float));
     ic__model_plan_end(m);
@@ -305,14 +591,14 @@ float ic_model_train_step(ic_model *m, const ic_sample *s, int B, float *probs)
 {
     if (B <= 0) return 0;
     ic__model_plan_begin(m, s, B, 1, 1);
-    ic__net_zero_grad_f(&m->net);
-    float loss = ic__net_forward_f(&m->net, &m->plan);
+    float loss = run_batch(m, 1);
     if (probs) memcpy(probs, m->net.probs, (size_t)B * m->sh.T * sizeof(float));
-    ic__net_backward_f(&m->net, &m->plan);
     const ic_config *c = &m->cfg;
     m->step++;
-    ic__adam_update(m->net.pmem, m->net.gmem, m->adam_m, m->adam_v, m->sh.n_params, c->lr,
-                    c->adam_beta1, c->adam_beta2, c->adam_eps, (long)m->step);
+    (m->ref ? ic__adam_update_ref : ic__adam_update)(m->net.pmem, m->net.gmem, m->adam_m,
+                                                          m->adam_v, m->sh.n_params, c->lr,
+                                                          c->adam_beta1, c->adam_beta2,
+                                                          c->adam_eps, (long)m->step);
     update_rows(m);
     ic__model_plan_end(m);
     return loss;
@@ -391,7 +677,9 @@ static int fingerprint(const ic_config *c, fp_entry *fp)
         FP(key, "%s", c->task[t].name);
     }
     FP("clock", "%s", ic_clock_kind_name(c->clock));
-    if (c->clock != IC_CLOCK_NONE) {
+    /* Only when on, so that files from before the setting existed load. */
+    if (c->history) FP("history", "%d", c->history);
+    if (c->clock != IC_CLOCK_NONE || c->history) {
         FP("clock fields", "%d", c->n_clock);
         for (int k = 0; k < c->n_clock; k++) {
             snprintf(key, sizeof key, "clock field %d", k + 1);

@@ -40,6 +40,10 @@ void ic__emb_reserve(ic__emb *t, size_t n);
  * m, v moments; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). */
 void ic__adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                      float b2, float eps, long t);
+/* The same as a plain scalar loop: the reference of ic__adam_update, which
+ * runs 8 lanes at a time where the CPU has AVX (equal to float rounding). */
+void ic__adam_update_ref(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                         float b1, float b2, float eps, long t);
 /* One embedding row (d) with gradient g + l2 * p. Adagrad as PyTorch
  * (eps 1e-10, zero initial sum); Adam with the row's own step count. */
 void ic__adagrad_row(float *p, const float *g, float *sum, int d, float lr, float l2);
@@ -68,5 +72,9 @@ const float *ic__model_row(ic_model *m, int tab, uint64_t id);
  * their rows); labels = 1 copies the labels. Call ic__model_plan_end after. */
 void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int labels);
 void ic__model_plan_end(ic_model *m);
+/* on = 1: the model runs its plain reference paths instead of the fast
+ * ones (the single-pass plan over the clock views, ...), for the tests
+ * that compare the two. Results must agree to float rounding. */
+void ic__model_set_reference(ic_model *m, int on);
 
 #endif

@@ -33,7 +33,8 @@ ic_status ic__shape_init(ic__shape *sh, const ic_config *cfg, ic_error *err)
     NEED(cfg->n_mlp >= 0 && cfg->n_mlp <= IC_MAX_MLP, "mlp");
     for (int i = 0; i < cfg->n_mlp; i++) NEED(cfg->mlp[i] >= 1, "mlp");
     NEED(cfg->clock >= IC_CLOCK_NONE && cfg->clock <= IC_CLOCK_GAUSSIAN, "clock");
-    if (cfg->clock != IC_CLOCK_NONE) {
+    NEED(cfg->history == 0 || cfg->history == 1, "history");
+    if (cfg->clock != IC_CLOCK_NONE || cfg->history) {
         NEED(cfg->n_clock >= 1 && cfg->n_clock <= IC_MAX_CLOCK_FIELDS, "clock fields");
         for (int c = 0; c < cfg->n_clock; c++)
             NEED(cfg->clock_field[c] >= 0 && cfg->clock_field[c] < cfg->n_fields, "clock fields");
@@ -44,7 +45,9 @@ ic_status ic__shape_init(ic__shape *sh, const ic_config *cfg, ic_error *err)
     int d = sh->d = cfg->dim;
     sh->F = cfg->n_fields;
     sh->NC = cfg->clock == IC_CLOCK_NONE ? 0 : cfg->n_clock;
-    sh->NS = 2 + sh->F + sh->NC;
+    sh->NH = cfg->history ? cfg->n_clock : 0;
+    sh->NQ = sh->NC + sh->NH;
+    sh->NS = 2 + sh->F + sh->NQ;
     sh->T = cfg->n_tasks;
     sh->L = cfg->cross_layers;
     sh->r = cfg->cross_rank;
@@ -58,12 +61,14 @@ ic_status ic__shape_init(ic__shape *sh, const ic_config *cfg, ic_error *err)
     sh->sigma = cfg->clock_sigma;
     for (int t = 0; t < sh->T; t++) sh->task_w[t] = cfg->task[t].weight;
 
-    /* x0 = [user | item | field 0..F-1 | hour | day | clock 0..NC-1], d each */
+    /* x0 = [user | item | field 0..F-1 | hour | day | clock 0..NC-1 |
+     * history 0..NH-1], d each: the slot-pooled segments q = 0..NQ-1 sit
+     * after the time encoding in segment order. */
     for (int s = 0; s < 2 + sh->F; s++) sh->seg_x[s] = s * d;
     sh->x_hour = (2 + sh->F) * d;
     sh->x_dow = (3 + sh->F) * d;
-    for (int c = 0; c < sh->NC; c++) sh->seg_x[2 + sh->F + c] = (4 + sh->F + c) * d;
-    int D = sh->D = (4 + sh->F + sh->NC) * d;
+    for (int q = 0; q < sh->NQ; q++) sh->seg_x[2 + sh->F + q] = (4 + sh->F + q) * d;
+    int D = sh->D = (4 + sh->F + sh->NQ) * d;
     if (sh->parallel)
         sh->S = D + sh->H;
     else
@@ -102,7 +107,7 @@ void ic__plan_reserve(ic__plan *p, const ic__shape *sh, int B, int E, int O)
     if (B > p->cap_B) {
         p->cap_B = B;
         p->seg_off = ic__xrealloc(p->seg_off, ((size_t)B * sh->NS + 1) * sizeof *p->seg_off);
-        p->occ_off = ic__xrealloc(p->occ_off, ((size_t)B * sh->NC + 1) * sizeof *p->occ_off);
+        p->occ_off = ic__xrealloc(p->occ_off, ((size_t)B * sh->NQ + 1) * sizeof *p->occ_off);
         p->hour = ic__xrealloc(p->hour, B * sizeof *p->hour);
         p->dow = ic__xrealloc(p->dow, B * sizeof *p->dow);
         p->hfrac = ic__xrealloc(p->hfrac, B * sizeof *p->hfrac);
@@ -121,6 +126,21 @@ void ic__plan_reserve(ic__plan *p, const ic__shape *sh, int B, int E, int O)
         p->occ_t = ic__xrealloc(p->occ_t, p->cap_O * sizeof *p->occ_t);
         p->occ_p = ic__xrealloc(p->occ_p, p->cap_O * sizeof *p->occ_p);
     }
+}
+
+void ic__plan_part(ic__plan *dst, const ic__plan *pl, const ic__shape *sh, int b0, int b1)
+{
+    IC_ASSERT(0 <= b0 && b0 <= b1 && b1 <= pl->B);
+    *dst = *pl;
+    dst->B = b1 - b0;
+    dst->Bn = pl->Bn ? pl->Bn : pl->B;
+    dst->seg_off = pl->seg_off + (size_t)b0 * sh->NS;
+    dst->occ_off = pl->occ_off + (size_t)b0 * sh->NQ;
+    dst->hour = pl->hour + b0;
+    dst->dow = pl->dow + b0;
+    dst->hfrac = pl->hfrac + b0;
+    if (pl->label) dst->label = pl->label + (size_t)b0 * sh->T;
+    dst->cap_B = dst->cap_E = dst->cap_O = 0; /* a view owns nothing */
 }
 
 void ic__plan_free(ic__plan *p)

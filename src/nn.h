@@ -31,7 +31,10 @@ typedef struct {
     int d;          /* embedding dimension */
     int F;          /* categorical fields besides user and item */
     int NC;         /* clock fields embedded (0 when clock is none) */
-    int NS;         /* embedding segments per sample: user, item, F fields, NC clock */
+    int NH;         /* history blocks (cfg->history: one per clock field, else 0) */
+    int NQ;         /* slot-pooled segments per sample: NC clock, then NH history */
+    int NS;         /* embedding segments per sample: user, item, F fields, NC clock,
+                     * NH history */
     int T;          /* tasks */
     int D;          /* width of x0 */
     int L, r;       /* cross layers; rank (0 = full) */
@@ -43,7 +46,7 @@ typedef struct {
     int sigma_learn, continuous;
     double sigma;   /* the fixed Gaussian sigma (and the learned one's start) */
     float task_w[IC_MAX_TASKS];
-    int seg_x[2 + IC_MAX_FIELDS + IC_MAX_CLOCK_FIELDS]; /* x0 offset of segment s */
+    int seg_x[2 + IC_MAX_FIELDS + 2 * IC_MAX_CLOCK_FIELDS]; /* x0 offset of segment s */
     int x_hour, x_dow;                                  /* x0 offsets of the time encoding */
     /* parameter block offsets (in elements); a tensor absent in this
      * configuration has size 0 */
@@ -71,18 +74,22 @@ int ic__shape_clock_learns(const ic__shape *sh);
  * a test by hand); plain arrays, type-independent. Entries of segment s of
  * sample b are [seg_off[b*NS+s], seg_off[b*NS+s+1]); entry e reads row
  * ent_u[e] of the batch's row block R with the fixed weight ent_w[e] (1/n
- * for a mean over n values). For a clock segment the weight is not fixed:
- * it is computed from the occurrences of clock field c of sample b,
- * [occ_off[b*NC+c], occ_off[b*NC+c+1]): occurrence o adds
- * cw[occ_t[o]] * occ_p[o] to the weight of entry occ_e[o] (the same value
- * may fill several hour slots; it is one entry, read once). */
+ * for a mean over n values). For a slot-pooled segment q (q < NC: clock
+ * field q; NC <= q < NQ: the history block of clock field q - NC) the
+ * weight is not fixed: it is computed from the segment's occurrences
+ * [occ_off[b*NQ+q], occ_off[b*NQ+q+1]): occurrence o adds
+ * w[occ_t[o]] * occ_p[o] to the weight of entry occ_e[o], with w the
+ * clock weights (clock) or 1/24 everywhere (history). The same value may
+ * fill several hour slots; it is one entry, read once. */
 typedef struct {
     int B, E, U, O;
+    int Bn;             /* samples the loss averages over: 0 means B; a part
+                         * of a batch (ic__plan_part) averages over the whole */
     int cap_B, cap_E, cap_O;
     int32_t *seg_off;   /* (B*NS + 1) */
     int32_t *ent_u;     /* (E) */
     float *ent_w;       /* (E) */
-    int32_t *occ_off;   /* (B*NC + 1) */
+    int32_t *occ_off;   /* (B*NQ + 1) */
     int32_t *occ_e;     /* (O) */
     uint8_t *occ_t;     /* (O) */
     float *occ_p;       /* (O) */
@@ -98,6 +105,10 @@ typedef struct {
  * nothing: call before filling. Allocates only when a capacity grows. */
 void ic__plan_reserve(ic__plan *p, const ic__shape *sh, int B, int E, int O);
 void ic__plan_free(ic__plan *p);
+/* dst = a view of samples [b0, b1) of pl (pointers into pl's arrays; entry
+ * and row numbers stay pl's), averaging the loss over all of pl's samples.
+ * Never reserve or free a view; it is valid while pl is unchanged. */
+void ic__plan_part(ic__plan *dst, const ic__plan *pl, const ic__shape *sh, int b0, int b1);
 
 /* Circular distance in hours between slot t and the current time: from
  * the hour h, or (continuous) from the fractional hour hf to t's centre. */

@@ -122,7 +122,7 @@ static real IC_T(sigmoid)(real z)
 }
 
 real IC_T(ic__bce_forward)(real *probs, const real *logits, const float *y, const float *w,
-                           int B, int T)
+                           int B, int T, int Bn)
 {
     real loss = 0;
     for (int t = 0; t < T; t++) {
@@ -133,18 +133,18 @@ real IC_T(ic__bce_forward)(real *probs, const real *logits, const float *y, cons
             if (y) /* -log sigmoid(z) * y - log(1 - sigmoid(z)) * (1 - y) */
                 sum += (z > 0 ? z : 0) - z * (real)y[b * T + t] + log1p(exp(-fabs(z)));
         }
-        loss += (real)w[t] * sum / B;
+        loss += (real)w[t] * sum / Bn;
     }
     return y ? loss : 0;
 }
 
 void IC_T(ic__bce_backward)(real *dlogits, const real *logits, const float *y, const float *w,
-                            int B, int T)
+                            int B, int T, int Bn)
 {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             dlogits[b * T + t] =
-                (real)w[t] * (IC_T(sigmoid)(logits[b * T + t]) - (real)y[b * T + t]) / B;
+                (real)w[t] * (IC_T(sigmoid)(logits[b * T + t]) - (real)y[b * T + t]) / Bn;
 }
 
 /* ---- the clock ---------------------------------------------------------------- */
@@ -221,29 +221,37 @@ void IC_T(ic__pool_backward)(real *dR, real *dew, const real *dout, const real *
     }
 }
 
-void IC_T(ic__clock_entry_weights)(real *ew, const ic__plan *pl, int NC, int NS, int F, int b,
-                                   int c, const real *cw)
+void IC_T(ic__clock_entry_weights)(real *ew, const ic__plan *pl, int NQ, int NS, int F, int b,
+                                   int q, const real *cw)
 {
-    int s = b * NS + 2 + F + c;
+    int s = b * NS + 2 + F + q;
     for (int e = pl->seg_off[s]; e < pl->seg_off[s + 1]; e++) ew[e] = 0;
-    for (int o = pl->occ_off[b * NC + c]; o < pl->occ_off[b * NC + c + 1]; o++)
+    for (int o = pl->occ_off[b * NQ + q]; o < pl->occ_off[b * NQ + q + 1]; o++)
         ew[pl->occ_e[o]] += cw[pl->occ_t[o]] * (real)pl->occ_p[o];
 }
 
-void IC_T(ic__clock_entry_weights_backward)(real *dcw, const real *dew, const ic__plan *pl,
-                                            int NC, int b, int c)
+void IC_T(ic__history_entry_weights)(real *ew, const ic__plan *pl, int NQ, int NS, int F, int b,
+                                     int q)
 {
-    for (int o = pl->occ_off[b * NC + c]; o < pl->occ_off[b * NC + c + 1]; o++)
+    real w[IC_HOURS];
+    for (int t = 0; t < IC_HOURS; t++) w[t] = (real)1 / IC_HOURS;
+    IC_T(ic__clock_entry_weights)(ew, pl, NQ, NS, F, b, q, w);
+}
+
+void IC_T(ic__clock_entry_weights_backward)(real *dcw, const real *dew, const ic__plan *pl,
+                                            int NQ, int b, int q)
+{
+    for (int o = pl->occ_off[b * NQ + q]; o < pl->occ_off[b * NQ + q + 1]; o++)
         dcw[pl->occ_t[o]] += dew[pl->occ_e[o]] * (real)pl->occ_p[o];
 }
 
-void IC_T(ic__clock_pool_ref)(real *out, const real *R, const ic__plan *pl, int NC, int b,
-                              int c, const real *cw, int d)
+void IC_T(ic__clock_pool_ref)(real *out, const real *R, const ic__plan *pl, int NQ, int b,
+                              int q, const real *cw, int d)
 {
     memset(out, 0, d * sizeof(real));
     for (int t = 0; t < IC_HOURS; t++) {
         real v[256] = {0}; /* v_t, the slot's pooled value; d <= 256 checked at create */
-        for (int o = pl->occ_off[b * NC + c]; o < pl->occ_off[b * NC + c + 1]; o++) {
+        for (int o = pl->occ_off[b * NQ + q]; o < pl->occ_off[b * NQ + q + 1]; o++) {
             if (pl->occ_t[o] != t) continue;
             const real *row = R + (size_t)pl->ent_u[pl->occ_e[o]] * d;
             for (int j = 0; j < d; j++) v[j] += (real)pl->occ_p[o] * row[j];
@@ -350,6 +358,12 @@ void IC_T(ic__net_zero_grad)(IC_T(ic__net) *n)
     memset(n->gmem, 0, n->sh->n_params * sizeof(real));
 }
 
+void IC_T(ic__net_bind)(IC_T(ic__net) *n, real *pmem, real *R)
+{
+    IC_T(point_params)(&n->p, pmem, n->sh);
+    n->R = R;
+}
+
 /* x0 (B, D) from the rows, the time tables and the clock. */
 static void IC_T(embed_forward)(IC_T(ic__net) *n, const ic__plan *pl)
 {
@@ -364,8 +378,10 @@ static void IC_T(embed_forward)(IC_T(ic__net) *n, const ic__plan *pl)
             IC_T(ic__clock_weights_forward)(cw, sh->clock, pl->hour[b], pl->hfrac[b],
                                             sh->continuous, n->p.A, n->p.s, sh->sigma);
             for (int c = 0; c < sh->NC; c++)
-                IC_T(ic__clock_entry_weights)(n->ew, pl, sh->NC, NS, sh->F, b, c, cw);
+                IC_T(ic__clock_entry_weights)(n->ew, pl, sh->NQ, NS, sh->F, b, c, cw);
         }
+        for (int q = sh->NC; q < sh->NQ; q++)
+            IC_T(ic__history_entry_weights)(n->ew, pl, sh->NQ, NS, sh->F, b, q);
         for (int s = 0; s < NS; s++)
             IC_T(ic__pool_forward)(x + sh->seg_x[s], n->R, pl->ent_u, n->ew,
                                    pl->seg_off[b * NS + s], pl->seg_off[b * NS + s + 1], d);
@@ -381,10 +397,10 @@ static void IC_T(embed_backward)(IC_T(ic__net) *n, const ic__plan *pl)
     memset(n->dR, 0, (size_t)pl->U * d * sizeof(real));
     for (int b = 0; b < pl->B; b++) {
         const real *dx = n->dx0 + (size_t)b * sh->D;
-        for (int s = 0; s < NS; s++)
-            IC_T(ic__pool_backward)(n->dR, s >= NF && learn ? n->dew : NULL, dx + sh->seg_x[s],
-                                    n->R, pl->ent_u, n->ew, pl->seg_off[b * NS + s],
-                                    pl->seg_off[b * NS + s + 1], d);
+        for (int s = 0; s < NS; s++) /* weight gradients of the clock segments only */
+            IC_T(ic__pool_backward)(n->dR, s >= NF && s < NF + sh->NC && learn ? n->dew : NULL,
+                                    dx + sh->seg_x[s], n->R, pl->ent_u, n->ew,
+                                    pl->seg_off[b * NS + s], pl->seg_off[b * NS + s + 1], d);
         real *gh = n->g.hour + pl->hour[b] * d, *gd = n->g.dow + pl->dow[b] * d;
         for (int j = 0; j < d; j++) {
             gh[j] += dx[sh->x_hour + j];
@@ -394,7 +410,7 @@ static void IC_T(embed_backward)(IC_T(ic__net) *n, const ic__plan *pl)
         real *dcw = n->dcw + b * IC_HOURS;
         memset(dcw, 0, IC_HOURS * sizeof(real));
         for (int c = 0; c < sh->NC; c++)
-            IC_T(ic__clock_entry_weights_backward)(dcw, n->dew, pl, sh->NC, b, c);
+            IC_T(ic__clock_entry_weights_backward)(dcw, n->dew, pl, sh->NQ, b, c);
         IC_T(ic__clock_weights_backward)(n->g.A, n->g.s, dcw, n->cw + b * IC_HOURS, sh->clock,
                                          pl->hour[b], pl->hfrac[b], sh->continuous, n->p.s);
     }
@@ -432,7 +448,8 @@ real IC_T(ic__net_forward)(IC_T(ic__net) *n, const ic__plan *pl)
     else
         IC_T(ic__head_forward)(n->logits, deep ? deep : x, deep ? sh->H : D, NULL, 0, n->p.hw,
                                n->p.hb, B, sh->T);
-    return IC_T(ic__bce_forward)(n->probs, n->logits, pl->label, sh->task_w, B, sh->T);
+    return IC_T(ic__bce_forward)(n->probs, n->logits, pl->label, sh->task_w, B, sh->T,
+                                 pl->Bn ? pl->Bn : B);
 }
 
 /* The MLP backward: from da (B, H_last), the gradient of its output, down
@@ -460,7 +477,8 @@ void IC_T(ic__net_backward)(IC_T(ic__net) *n, const ic__plan *pl)
     int B = pl->B, D = sh->D, T = sh->T;
     size_t BD = (size_t)B * D;
     IC_ASSERT(pl->label);
-    IC_T(ic__bce_backward)(n->dlogits, n->logits, pl->label, sh->task_w, B, T);
+    IC_T(ic__bce_backward)(n->dlogits, n->logits, pl->label, sh->task_w, B, T,
+                           pl->Bn ? pl->Bn : B);
     const real *xL = IC_T(cross_out)(n, B);
     const real *deep = sh->n_mlp ? n->a[sh->n_mlp - 1] : NULL;
     memset(n->dx, 0, BD * sizeof(real));

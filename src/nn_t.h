@@ -76,13 +76,14 @@ void IC_T(ic__head_backward)(real *dx1, real *dx2, real *dw, real *db, const rea
                              const real *x1, int C1, const real *x2, int C2, const real *w,
                              int B, int T);
 
-/* probs (B,T) = sigmoid(logits); returns sum_t w[t] * mean_b BCE (stable
- * log-sigmoid form). y (B,T) labels in [0,1]; w (T) task weights. */
+/* probs (B,T) = sigmoid(logits); returns sum_t w[t] * (sum_b BCE) / Bn
+ * (stable log-sigmoid form): the mean when Bn = B, a part's share of the
+ * mean of a batch of Bn. y (B,T) labels in [0,1]; w (T) task weights. */
 real IC_T(ic__bce_forward)(real *probs, const real *logits, const float *y, const float *w,
-                           int B, int T);
-/* dlogits (B,T) = w[t] (sigmoid(logit) - y) / B (assigned: the loss is the root). */
+                           int B, int T, int Bn);
+/* dlogits (B,T) = w[t] (sigmoid(logit) - y) / Bn (assigned: the loss is the root). */
 void IC_T(ic__bce_backward)(real *dlogits, const real *logits, const float *y, const float *w,
-                            int B, int T);
+                            int B, int T, int Bn);
 
 /* The clock's weights c (24) over hour slots at local hour h (fractional
  * hf): one-hot (naive), softmax(A[h]) (adaptive), the Gaussian density of
@@ -103,17 +104,23 @@ void IC_T(ic__pool_backward)(real *dR, real *dew, const real *dout, const real *
                              const int32_t *ent_u, const real *ew, int e0, int e1, int d);
 
 /* The fast clock pooling's first half: the weights of the entries of
- * clock segment (b, c) from the clock weights cw (24) (the segment's
- * distinct values, each weighted by the sum over the slots it fills). */
-void IC_T(ic__clock_entry_weights)(real *ew, const ic__plan *pl, int NC, int NS, int F, int b,
-                                   int c, const real *cw);
+ * slot-pooled segment (b, q) from the slot weights cw (24) (the segment's
+ * distinct values, each weighted by the sum over the slots it fills). NQ
+ * is the plan's slot-pooled segments per sample (nn.h). */
+void IC_T(ic__clock_entry_weights)(real *ew, const ic__plan *pl, int NQ, int NS, int F, int b,
+                                   int q, const real *cw);
+/* The history block's entry weights: the same with cw = 1/24 everywhere
+ * (v_hist = the mean of the 24 slots' pooled values; a fixed weighting,
+ * so it has no backward of its own besides the rows'). */
+void IC_T(ic__history_entry_weights)(real *ew, const ic__plan *pl, int NQ, int NS, int F, int b,
+                                     int q);
 /* dcw (24) += from dew (the entries' weight gradients). */
 void IC_T(ic__clock_entry_weights_backward)(real *dcw, const real *dew, const ic__plan *pl,
-                                            int NC, int b, int c);
-/* The plain reference of the clock pooling: per slot t the pooled value
+                                            int NQ, int b, int q);
+/* The plain reference of the slot pooling: per slot t the pooled value
  * v_t = sum_k p_k R[row of value k], then out (d) = sum_t cw[t] v_t. */
-void IC_T(ic__clock_pool_ref)(real *out, const real *R, const ic__plan *pl, int NC, int b,
-                              int c, const real *cw, int d);
+void IC_T(ic__clock_pool_ref)(real *out, const real *R, const ic__plan *pl, int NQ, int b,
+                              int q, const real *cw, int d);
 
 /* ---- the whole network ---- */
 
@@ -124,6 +131,11 @@ void IC_T(ic__net_init)(IC_T(ic__net) *n, const ic__shape *sh, int Bcap, int Eca
 void IC_T(ic__net_reserve)(IC_T(ic__net) *n, int B, int E);
 void IC_T(ic__net_free)(IC_T(ic__net) *n);
 void IC_T(ic__net_zero_grad)(IC_T(ic__net) *n);
+/* Makes n read its parameters from pmem and its rows from R, both owned by
+ * another network of the same shape (a helper thread running part of that
+ * network's batch); n keeps its own activations and gradients. Call after
+ * every ic__net_reserve of either network (they move the workspace). */
+void IC_T(ic__net_bind)(IC_T(ic__net) *n, real *pmem, real *R);
 /* The forward pass of the batch pl over the rows in n->R (pl->U, d).
  * Fills probs (B,T) and returns the loss (0 when pl->label is NULL). */
 real IC_T(ic__net_forward)(IC_T(ic__net) *n, const ic__plan *pl);

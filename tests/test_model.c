@@ -146,6 +146,9 @@ static void model_gradcheck(const ic_config *cfg)
 {
     ic_model *m;
     ic_error err;
+    /* Each check draws its batch and weights from the same seed, so adding
+     * a check does not change the others' draws. */
+    ic__rng_seed(&rng, 2024);
     assert_int_equal(ic_model_create(&m, cfg, &err), IC_OK);
     batch bt;
     int B = 6;
@@ -187,11 +190,13 @@ static void test_gradcheck_modes(void **state)
     (void)state;
     ic_config cfg;
     ic_clock_kind kinds[] = {IC_CLOCK_NONE, IC_CLOCK_NAIVE, IC_CLOCK_ADAPTIVE, IC_CLOCK_GAUSSIAN};
-    for (int k = 0; k < 4; k++) {
-        small_config(&cfg);
-        cfg.clock = kinds[k];
-        model_gradcheck(&cfg);
-    }
+    for (int history = 0; history <= 1; history++)
+        for (int k = 0; k < 4; k++) {
+            small_config(&cfg);
+            cfg.clock = kinds[k];
+            cfg.history = history;
+            model_gradcheck(&cfg);
+        }
 }
 
 static void test_gradcheck_variants(void **state)
@@ -214,6 +219,14 @@ static void test_gradcheck_variants(void **state)
     cfg.n_tasks = 1;
     cfg.n_clock = 3;
     cfg.clock_field[2] = 2;
+    model_gradcheck(&cfg);
+    /* history with the adaptive clock, score pooling, low rank, stacked */
+    small_config(&cfg);
+    cfg.history = 1;
+    cfg.clock = IC_CLOCK_ADAPTIVE;
+    cfg.clock_pool = IC_POOL_SCORE;
+    cfg.cross_rank = 3;
+    cfg.structure = IC_STRUCT_STACKED;
     model_gradcheck(&cfg);
     /* edges: no cross layer (parallel); no MLP (stacked) */
     small_config(&cfg);
@@ -262,6 +275,99 @@ static void test_clock_pool_fast_vs_ref(void **state)
         ic__model_plan_end(m);
         ic_model_free(m);
     }
+}
+
+/* ---- the history block ---------------------------------------------------------------- */
+
+/* v_hist of clock field c for a sample, computed the plain way from the
+ * view and the tables: (1/24) sum over slots of the slot's mean (or
+ * score-weighted) pool of its values' rows. */
+static void history_by_hand(ic_model *m, const ic_config *cfg, const ic_clock_view *v, int c,
+                            double *out)
+{
+    int d = cfg->dim;
+    for (int j = 0; j < d; j++) out[j] = 0;
+    for (int t = 0; v && t < IC_HOURS; t++) {
+        int n = v->n[t][c];
+        double total = 0;
+        for (int k = 0; k < n; k++) total += v->score[t][c][k];
+        for (int k = 0; k < n; k++) {
+            const float *row = ic__model_row(m, 2 + cfg->clock_field[c], v->value[t][c][k]);
+            assert_non_null(row); /* training plans insert every value */
+            double p = cfg->clock_pool == IC_POOL_SCORE ? v->score[t][c][k] / total : 1.0 / n;
+            for (int j = 0; j < d; j++) out[j] += p * row[j] / IC_HOURS;
+        }
+    }
+}
+
+/* x0 = [user | item | fields | hour | day | clock 0..NC-1 | history
+ * 0..C-1]: the history block is where docs/MODEL.md says, equals the
+ * plain mean of the slots in every clock mode (the clock none too), and
+ * leaves everything before it as it was without history. */
+static void test_history_block(void **state)
+{
+    (void)state;
+    ic_clock_kind kinds[] = {IC_CLOCK_NONE, IC_CLOCK_NAIVE, IC_CLOCK_GAUSSIAN};
+    for (int k = 0; k < 3; k++)
+        for (int pool = 0; pool < 2; pool++) {
+            ic_config cfg, plain;
+            small_config(&cfg);
+            cfg.clock = kinds[k];
+            cfg.clock_pool = pool ? IC_POOL_SCORE : IC_POOL_MEAN;
+            cfg.history = 1;
+            plain = cfg;
+            plain.history = 0;
+            ic_model *m, *p;
+            assert_int_equal(ic_model_create(&m, &cfg, NULL), IC_OK);
+            assert_int_equal(ic_model_create(&p, &plain, NULL), IC_OK);
+            batch bt;
+            int B = 10, d = cfg.dim, NC = kinds[k] == IC_CLOCK_NONE ? 0 : cfg.n_clock;
+            make_batch(&bt, &cfg, B, 6);
+            int D = (4 + cfg.n_fields + NC + cfg.n_clock) * d, Dp = D - cfg.n_clock * d;
+            assert_int_equal(ic__model_shape(m)->D, D);
+            assert_int_equal(ic__model_shape(p)->D, Dp);
+            ic__model_plan_begin(m, bt.s, B, 1, 1);
+            ic__net_f *n = ic__model_net(m);
+            ic__net_forward_f(n, ic__model_plan(m));
+            int nonzero = 0;
+            for (int b = 0; b < B; b++)
+                for (int c = 0; c < cfg.n_clock; c++) {
+                    double want[16];
+                    history_by_hand(m, &cfg, bt.s[b].clock, c, want);
+                    const float *got = n->x0 + (size_t)b * D + Dp + c * d;
+                    for (int j = 0; j < d; j++) {
+                        if (!(fabs(got[j] - want[j]) <= 1e-6 * (fabs(want[j]) + 1e-2)))
+                            fail_msg("history %d/%d b %d c %d [%d]: %.8g, by hand %.8g", k, pool,
+                                     b, c, j, got[j], want[j]);
+                        nonzero += want[j] != 0;
+                        if (!bt.s[b].clock) assert_true(got[j] == 0);
+                    }
+                }
+            assert_true(nonzero > B * cfg.n_clock * d / 2);
+            /* The naive clock reads slot h alone without history, so its
+             * plan touches fewer rows; otherwise the same rows in the same
+             * order and the same time tables: x0 without history is the
+             * prefix of x0 with it. */
+            if (kinds[k] != IC_CLOCK_NAIVE) {
+                /* the same rows (the two draw them from different rng
+                 * states: their dense blocks differ in size) */
+                for (int t = 0; t < 2 + cfg.n_fields; t++) {
+                    ic__emb *e = ic__model_table(m, t);
+                    for (size_t i = 0; i < e->n; i++)
+                        ic__model_set_row(p, t, e->ids[i], e->rows + i * d);
+                }
+                ic__model_plan_begin(p, bt.s, B, 1, 1);
+                ic__net_f *np = ic__model_net(p);
+                ic__net_forward_f(np, ic__model_plan(p));
+                for (int b = 0; b < B; b++)
+                    assert_memory_equal(np->x0 + (size_t)b * Dp, n->x0 + (size_t)b * D,
+                                        Dp * sizeof(float));
+                ic__model_plan_end(p);
+            }
+            ic__model_plan_end(m);
+            ic_model_free(m);
+            ic_model_free(p);
+        }
 }
 
 /* ---- the PyTorch fixture ------------------------------------------------------------ */
@@ -329,6 +435,8 @@ static void parse_config(fx_case *fc)
         c->task[i].weight = w[i];
     }
     c->emb_optim = !strcmp(GET("emb_optim"), "adam") ? IC_OPT_ADAM : IC_OPT_ADAGRAD;
+    /* written only by cases that turn it on */
+    c->history = find_line(t, "cfg history") ? atoi(GET("history")) : 0;
     fc->B = c->batch = atoi(GET("batch"));
     c->lr = (float)atof(GET("lr"));
     c->emb_lr = (float)atof(GET("emb_lr"));
@@ -613,14 +721,178 @@ static void test_pytorch_fixture(void **state)
     char *p = text;
     fx_case fc;
     int cases = 0;
-    const char *want[] = {"gaussian", "gaussian_learn", "adaptive", "naive", "none"};
+    const char *want[] = {"gaussian",         "gaussian_learn", "adaptive",     "naive",
+                          "none",             "gaussian_history", "none_history",
+                          "naive_history"};
+    int n_want = (int)(sizeof want / sizeof want[0]);
     while (next_case(&p, &fc)) {
+        assert_true(cases < n_want);
         run_fixture_case(&fc);
         assert_string_equal(fc.name, want[cases]);
         cases++;
     }
-    assert_int_equal(cases, 5);
+    assert_int_equal(cases, n_want);
     free(text);
+}
+
+/* ---- fast paths against their references --------------------------------------------- */
+
+/* The plans of the same batch by the gathered (fast) and the single-pass
+ * (reference) planner are the same, entry for entry. */
+static void assert_same_plan(const ic__plan *a, const ic__plan *b, const ic__shape *sh)
+{
+    assert_int_equal(a->B, b->B);
+    assert_int_equal(a->E, b->E);
+    assert_int_equal(a->U, b->U);
+    assert_int_equal(a->O, b->O);
+    assert_memory_equal(a->seg_off, b->seg_off, ((size_t)a->B * sh->NS + 1) * sizeof(int32_t));
+    assert_memory_equal(a->ent_u, b->ent_u, a->E * sizeof(int32_t));
+    assert_memory_equal(a->ent_w, b->ent_w, a->E * sizeof(float));
+    assert_memory_equal(a->occ_off, b->occ_off, ((size_t)a->B * sh->NQ + 1) * sizeof(int32_t));
+    assert_memory_equal(a->occ_e, b->occ_e, a->O * sizeof(int32_t));
+    assert_memory_equal(a->occ_t, b->occ_t, a->O);
+    assert_memory_equal(a->occ_p, b->occ_p, a->O * sizeof(float));
+    assert_memory_equal(a->u_tab, b->u_tab, a->U * sizeof(int32_t));
+    assert_memory_equal(a->u_row, b->u_row, a->U * sizeof(int64_t));
+}
+
+static void check_fast_vs_ref(const ic_config *cfg)
+{
+    ic_model *f, *r;
+    assert_int_equal(ic_model_create(&f, cfg, NULL), IC_OK);
+    assert_int_equal(ic_model_create(&r, cfg, NULL), IC_OK);
+    ic__model_set_reference(r, 1);
+    batch bt;
+    int B = 12;
+    make_batch(&bt, cfg, B, 7);
+    for (int step = 0; step < 4; step++) {
+        for (int train = 0; train <= 1; train++) {
+            ic__model_plan_begin(f, bt.s, B, train, train);
+            ic__model_plan_begin(r, bt.s, B, train, train);
+            assert_same_plan(ic__model_plan(f), ic__model_plan(r), ic__model_shape(f));
+            ic__model_plan_end(f);
+            ic__model_plan_end(r);
+        }
+        float pf[2 * MAXB], pr[2 * MAXB];
+        float lf = ic_model_train_step(f, bt.s, B, pf);
+        float lr = ic_model_train_step(r, bt.s, B, pr);
+        if (!(fabsf(lf - lr) <= 1e-5f * fabsf(lr)))
+            fail_msg("step %d: loss fast %.8g, reference %.8g", step, lf, lr);
+        for (int i = 0; i < B * cfg->n_tasks; i++) assert_true(fabsf(pf[i] - pr[i]) <= 1e-5f);
+    }
+    /* after the steps the weights still agree to float rounding */
+    const ic__net_f *nf = ic__model_net(f), *nr = ic__model_net(r);
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < ic_model_n_dense(f); i++) {
+        diff = fmax(diff, fabs(nf->pmem[i] - nr->pmem[i]));
+        norm = fmax(norm, fabs(nr->pmem[i]));
+    }
+    assert_true(diff <= 1e-5 * norm);
+    assert_int_equal(ic_model_n_rows(f), ic_model_n_rows(r));
+    ic_model_free(f);
+    ic_model_free(r);
+}
+
+static void test_fast_vs_reference(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    ic_clock_kind kinds[] = {IC_CLOCK_NONE, IC_CLOCK_NAIVE, IC_CLOCK_ADAPTIVE, IC_CLOCK_GAUSSIAN};
+    for (int history = 0; history <= 1; history++)
+        for (int k = 0; k < 4; k++) {
+            small_config(&cfg);
+            cfg.dim = 16;
+            cfg.clock = kinds[k];
+            cfg.history = history;
+            cfg.clock_pool = k % 2 ? IC_POOL_SCORE : IC_POOL_MEAN;
+            check_fast_vs_ref(&cfg);
+        }
+}
+
+/* Two threads (data-parallel halves): deterministic, and equal to one
+ * thread to float rounding, in training and prediction; odd batches too. */
+static void test_two_threads(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    small_config(&cfg);
+    cfg.dim = 8;
+    cfg.history = 1;
+    cfg.clock_sigma_learn = 1; /* the clock's own gradient is reduced too */
+    ic_model *one, *two, *again;
+    assert_int_equal(ic_model_create(&one, &cfg, NULL), IC_OK);
+    assert_int_equal(ic_model_create(&two, &cfg, NULL), IC_OK);
+    assert_int_equal(ic_model_create(&again, &cfg, NULL), IC_OK);
+    assert_int_equal(ic_model_set_threads(two, 2), 2);
+    assert_int_equal(ic_model_set_threads(again, 5), 2);
+    batch bt;
+    make_batch(&bt, &cfg, MAXB, 7);
+    int sizes[] = {12, 11, 1, 16, 12};
+    for (int step = 0; step < 5; step++) {
+        int B = sizes[step];
+        float p1[2 * MAXB], p2[2 * MAXB], p3[2 * MAXB];
+        float l1 = ic_model_train_step(one, bt.s, B, p1);
+        float l2 = ic_model_train_step(two, bt.s, B, p2);
+        float l3 = ic_model_train_step(again, bt.s, B, p3);
+        assert_memory_equal(&l2, &l3, sizeof l2);
+        assert_memory_equal(p2, p3, (size_t)B * cfg.n_tasks * sizeof(float));
+        if (!(fabsf(l1 - l2) <= 1e-5f * fabsf(l1)))
+            fail_msg("step %d: loss 1 thread %.8g, 2 threads %.8g", step, l1, l2);
+        for (int i = 0; i < B * cfg.n_tasks; i++) assert_true(fabsf(p1[i] - p2[i]) <= 1e-5f);
+    }
+    const ic__net_f *n1 = ic__model_net(one), *n2 = ic__model_net(two), *n3 = ic__model_net(again);
+    assert_memory_equal(n2->pmem, n3->pmem, ic_model_n_dense(two) * sizeof(float));
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < ic_model_n_dense(one); i++) {
+        diff = fmax(diff, fabs(n1->pmem[i] - n2->pmem[i]));
+        norm = fmax(norm, fabs(n1->pmem[i]));
+    }
+    assert_true(diff <= 1e-5 * norm);
+    ic__emb *t1 = ic__model_table(one, IC__TAB_USER), *t2 = ic__model_table(two, IC__TAB_USER);
+    assert_int_equal(t1->n, t2->n);
+    for (size_t i = 0; i < t1->n * cfg.dim; i++)
+        assert_true(fabsf(t1->rows[i] - t2->rows[i]) <= 1e-5f);
+    float q1[2 * MAXB], q2[2 * MAXB];
+    ic_model_predict(one, bt.s, 13, q1);
+    ic_model_predict(two, bt.s, 13, q2);
+    for (int i = 0; i < 13 * cfg.n_tasks; i++) assert_true(fabsf(q1[i] - q2[i]) <= 1e-5f);
+    /* back to one thread: the same as the other one-thread path from here */
+    assert_int_equal(ic_model_set_threads(two, 1), 1);
+    ic_model_predict(two, bt.s, 13, q1);
+    for (int i = 0; i < 13 * cfg.n_tasks; i++) assert_true(fabsf(q1[i] - q2[i]) <= 1e-6f);
+    ic_model_free(one);
+    ic_model_free(two);
+    ic_model_free(again);
+}
+
+/* The vector Adam against the scalar one, over a length with a tail. */
+static void test_adam_vector(void **state)
+{
+    (void)state;
+    size_t n = 1003;
+    float *p[2], *g, *m[2], *v[2];
+    g = ic__xmalloc(n * sizeof *g);
+    for (int k = 0; k < 2; k++) {
+        p[k] = ic__xmalloc(n * sizeof(float));
+        m[k] = ic__xcalloc(n, sizeof(float));
+        v[k] = ic__xcalloc(n, sizeof(float));
+    }
+    for (size_t i = 0; i < n; i++) p[0][i] = p[1][i] = (float)(unif() - 0.5);
+    for (long t = 1; t <= 5; t++) {
+        for (size_t i = 0; i < n; i++) g[i] = (float)((unif() - 0.5) * (i % 7 ? 1 : 1e-6));
+        ic__adam_update(p[0], g, m[0], v[0], n, 1e-2f, 0.9f, 0.999f, 1e-8f, t);
+        ic__adam_update_ref(p[1], g, m[1], v[1], n, 1e-2f, 0.9f, 0.999f, 1e-8f, t);
+    }
+    int moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(fabsf(p[0][i] - p[1][i]) <= 1e-6f * (fabsf(p[1][i]) + 1e-2f));
+        assert_true(fabsf(m[0][i] - m[1][i]) <= 1e-6f * fabsf(m[1][i]) + 1e-12f);
+        assert_true(fabsf(v[0][i] - v[1][i]) <= 1e-6f * fabsf(v[1][i]) + 1e-15f);
+        moved += m[1][i] != 0;
+    }
+    assert_true(moved == (int)n);
+    free(g);
+    for (int k = 0; k < 2; k++) free(p[k]), free(m[k]), free(v[k]);
 }
 
 /* ---- prediction ------------------------------------------------------------------------ */
@@ -705,6 +977,15 @@ static void test_bad_config(void **state)
     cfg.clock_field[1] = 9;
     assert_int_equal(ic_model_create(&m, &cfg, &err), IC_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "clock"));
+    small_config(&cfg); /* a history block needs clock fields, even without a clock */
+    cfg.clock = IC_CLOCK_NONE;
+    cfg.history = 1;
+    cfg.n_clock = 0;
+    assert_int_equal(ic_model_create(&m, &cfg, &err), IC_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "clock fields"));
+    cfg.history = 0;
+    assert_int_equal(ic_model_create(&m, &cfg, &err), IC_OK);
+    ic_model_free(m);
     ic_model_free(NULL);
 }
 
@@ -721,9 +1002,10 @@ static void test_save_load_resume(void **state)
     ic_config cfg;
     for (int variant = 0; variant < 2; variant++) {
         small_config(&cfg);
-        if (variant) { /* every optional state: Adam rows, learned sigma */
+        if (variant) { /* every optional state: Adam rows, learned sigma; history */
             cfg.emb_optim = IC_OPT_ADAM;
             cfg.clock_sigma_learn = 1;
+            cfg.history = 1;
         }
         ic_model *a, *b;
         ic_error err;
@@ -735,6 +1017,10 @@ static void test_save_load_resume(void **state)
         char path[128];
         tmp_path(path, sizeof path, "resume");
         assert_int_equal(ic_model_save(a, path, &err), IC_OK);
+        ic_config other = cfg;
+        other.history = !cfg.history; /* both directions name the setting */
+        assert_int_equal(ic_model_load(&b, path, &other, &err), IC_ERR_MISMATCH);
+        assert_non_null(strstr(err.msg, "history"));
         assert_int_equal(ic_model_load(&b, path, &cfg, &err), IC_OK);
         assert_int_equal(ic_model_n_rows(a), ic_model_n_rows(b));
         for (int i = 0; i < 3; i++) {
@@ -805,6 +1091,10 @@ static void test_load_errors(void **state)
     assert_int_equal(ic_model_load(&b, path, &other, &err), IC_ERR_MISMATCH);
     assert_non_null(strstr(err.msg, "'clock'"));
     other = cfg;
+    other.history = 1; /* a file without history, a configuration with it */
+    assert_int_equal(ic_model_load(&b, path, &other, &err), IC_ERR_MISMATCH);
+    assert_non_null(strstr(err.msg, "history"));
+    other = cfg;
     other.mlp[1] = 7;
     assert_int_equal(ic_model_load(&b, path, &other, &err), IC_ERR_MISMATCH);
     assert_non_null(strstr(err.msg, "mlp"));
@@ -827,6 +1117,10 @@ int main(void)
         cmocka_unit_test(test_gradcheck_modes),
         cmocka_unit_test(test_gradcheck_variants),
         cmocka_unit_test(test_clock_pool_fast_vs_ref),
+        cmocka_unit_test(test_history_block),
+        cmocka_unit_test(test_fast_vs_reference),
+        cmocka_unit_test(test_adam_vector),
+        cmocka_unit_test(test_two_threads),
         cmocka_unit_test(test_pytorch_fixture),
         cmocka_unit_test(test_predict_cold_start),
         cmocka_unit_test(test_determinism_and_big_batch),

@@ -2,8 +2,9 @@
  * kernel of the network (the _d instantiation of the same source as the
  * float path): linear, ReLU, cross (full and low rank), heads, the BCE
  * loss, the clock weights in every mode, embedding pooling (multi-valued),
- * and the clock pooling; plus the fast clock pooling against its plain
- * reference, and the float kernels against the double ones.
+ * the clock pooling and the history pooling (fixed weights 1/24); plus the
+ * fast clock and history pooling against the plain per-slot reference, and
+ * the float kernels against the double ones.
  *
  * Criterion, for every gradient entry: |analytic - numeric| <= 1e-6 *
  * max(|analytic|, |numeric|) + 1e-9 (the absolute floor is the central
@@ -191,7 +192,7 @@ static double head_loss(void *p)
 {
     head_ctx *c = p;
     ic__head_forward_d(c->logits, c->x1, c->C1, c->x2, c->C2, c->w, c->b, c->B, c->T);
-    return ic__bce_forward_d(c->probs, c->logits, c->y, c->tw, c->B, c->T);
+    return ic__bce_forward_d(c->probs, c->logits, c->y, c->tw, c->B, c->T, c->B);
 }
 
 static void test_heads_and_bce(void **state)
@@ -214,7 +215,7 @@ static void test_heads_and_bce(void **state)
             assert_true(fabs(c.probs[b * c.T + t] - p) < 1e-15);
         }
     assert_true(fabs(loss - ref) < 1e-12 * fabs(ref));
-    ic__bce_backward_d(dl, c.logits, c.y, c.tw, c.B, c.T);
+    ic__bce_backward_d(dl, c.logits, c.y, c.tw, c.B, c.T, c.B);
     ic__head_backward_d(dx1, dx2, dw, db, dl, c.x1, c.C1, c.x2, c.C2, c.w, c.B, c.T);
     gradcheck("head.x1", c.x1, dx1, c.B * c.C1, head_loss, &c);
     gradcheck("head.x2", c.x2, dx2, c.B * c.C2, head_loss, &c);
@@ -230,11 +231,11 @@ static void test_bce_extreme_logits(void **state)
     /* The stable form stays finite where log(sigmoid) would not. */
     float y[2] = {0.0f, 1.0f}, w[1] = {1.0f};
     double logits[2] = {800.0, -800.0}, probs[2];
-    double loss = ic__bce_forward_d(probs, logits, y, w, 2, 1);
+    double loss = ic__bce_forward_d(probs, logits, y, w, 2, 1, 2);
     assert_true(isfinite(loss));
     assert_true(fabs(loss - 800.0) < 1e-9);
     float lf[2] = {90.0f, -90.0f}, pf[2];
-    float lossf = ic__bce_forward_f(pf, lf, y, w, 2, 1);
+    float lossf = ic__bce_forward_f(pf, lf, y, w, 2, 1, 2);
     assert_true(isfinite(lossf) && fabsf(lossf - 90.0f) < 1e-3f);
 }
 
@@ -439,6 +440,56 @@ static void test_clock_pool(void **state)
     free(c.R), free(c.cw), free(c.ew), free(c.out), free(c.G), free(dR);
 }
 
+/* ---- history pooling: the slot pooling with fixed weights 1/24 ------------------- */
+
+static double hist_loss(void *p)
+{
+    cp_ctx *c = p;
+    double L = 0;
+    for (int k = 0; k < 2; k++) {
+        ic__history_entry_weights_d(c->ew, &c->pl, 2, 4, 0, 0, k);
+        ic__pool_forward_d(c->out, c->R, c->ent_u, c->ew, c->seg_off[2 + k], c->seg_off[3 + k],
+                           c->d);
+        L += dot(c->out, c->G + k * c->d, c->d);
+    }
+    return L;
+}
+
+static void test_history_pool(void **state)
+{
+    (void)state;
+    cp_ctx c;
+    cp_build(&c);
+    c.d = 6;
+    c.R = vec(4 * c.d, 1), c.cw = vec(24, 0), c.ew = vec(8, 0), c.out = vec(c.d, 0);
+    c.G = vec(2 * c.d, 1);
+    for (int t = 0; t < 24; t++) c.cw[t] = 1.0 / 24;
+    /* entry 0 fills slots 22, 23 and 0 with p = 0.5, 1, 0.8: weight 2.3/24 */
+    ic__history_entry_weights_d(c.ew, &c.pl, 2, 4, 0, 0, 0);
+    assert_true(fabs(c.ew[0] - 2.3 / 24) < 1e-9); /* p are floats */
+    assert_true(fabs(c.ew[2] - 0.2 / 24) < 1e-9);
+    double ref[6];
+    for (int k = 0; k < 2; k++) {
+        ic__history_entry_weights_d(c.ew, &c.pl, 2, 4, 0, 0, k);
+        ic__pool_forward_d(c.out, c.R, c.ent_u, c.ew, c.seg_off[2 + k], c.seg_off[3 + k], c.d);
+        ic__clock_pool_ref_d(ref, c.R, &c.pl, 2, 0, k, c.cw, c.d); /* (1/24) sum_t v_t */
+        for (int j = 0; j < c.d; j++) assert_true(fabs(c.out[j] - ref[j]) < 1e-15);
+    }
+    /* the rows' gradient through the fixed weights */
+    double *dR = vec(4 * c.d, 0);
+    for (int k = 0; k < 2; k++) {
+        ic__history_entry_weights_d(c.ew, &c.pl, 2, 4, 0, 0, k);
+        ic__pool_backward_d(dR, NULL, c.G + k * c.d, c.R, c.ent_u, c.ew, c.seg_off[2 + k],
+                            c.seg_off[3 + k], c.d);
+    }
+    /* gradients are small (weights ~1/24): scale the loss so the
+     * all-zero guard of gradcheck (1e-3) still means something */
+    for (int i = 0; i < 2 * c.d; i++) c.G[i] *= 24;
+    for (size_t i = 0; i < (size_t)4 * c.d; i++) dR[i] *= 24;
+    gradcheck("history.R", c.R, dR, 4 * c.d, hist_loss, &c);
+    free(c.R), free(c.cw), free(c.ew), free(c.out), free(c.G), free(dR);
+}
+
 /* ---- float against double ------------------------------------------------------ */
 
 static void test_float_matches_double(void **state)
@@ -511,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_clock_weights_grad),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_clock_pool),
+        cmocka_unit_test(test_history_pool),
         cmocka_unit_test(test_float_matches_double),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

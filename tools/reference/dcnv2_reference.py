@@ -12,6 +12,9 @@ dense weights of 5 training steps on the same batch (torch.optim.Adam on
 the dense tensors; Adagrad, or Adam with a per-row step, on the rows the
 batch touched, written out here because the C side updates rows sparsely).
 
+A case with history = 1 also appends, per clock field, the plain mean of
+the 24 slots' pooled values (the time-blind history block) to x0.
+
 It shares no code with the C side: the clock is pooled the plain way (per
 hour slot, then weighted over slots), local time is computed here, and the
 layers are torch's. Run by `make fixtures`:
@@ -49,6 +52,13 @@ CASES = [
          layers=1, rank=3, structure="parallel", emb_optim="adagrad"),
     dict(name="none", clock="none", sigma=1.0, learn=0, continuous=0, pool="mean",
          layers=2, rank=0, structure="stacked", emb_optim="adam"),
+    # history = 1: x0 also gets v_hist = (1/24) sum_t v_t per clock field
+    dict(name="gaussian_history", clock="gaussian", sigma=1.0, learn=0, continuous=0, pool="mean",
+         layers=2, rank=0, structure="parallel", emb_optim="adagrad", history=1),
+    dict(name="none_history", clock="none", sigma=1.0, learn=0, continuous=0, pool="score",
+         layers=2, rank=0, structure="parallel", emb_optim="adam", history=1),
+    dict(name="naive_history", clock="naive", sigma=1.0, learn=0, continuous=0, pool="mean",
+         layers=1, rank=3, structure="stacked", emb_optim="adagrad", history=1),
 ]
 TRAIN = dict(lr=0.01, emb_lr=0.05, l2_emb=0.001, beta1=0.9, beta2=0.999, eps=1e-8)
 
@@ -121,7 +131,8 @@ def local_hour_frac(ts, tz):
 def shapes(case):
     """Named dense tensors in the C parameter block order (out x in)."""
     nclock = 0 if case["clock"] == "none" else len(CLOCK_FIELDS)
-    D = (4 + N_FIELDS + nclock) * D_EMB
+    nhist = len(CLOCK_FIELDS) if case.get("history") else 0
+    D = (4 + N_FIELDS + nclock + nhist) * D_EMB
     out = [("hour", (HOURS, D_EMB)), ("dow", (7, D_EMB))]
     if case["clock"] == "adaptive":
         out.append(("clock.A", (HOURS, HOURS)))
@@ -199,6 +210,23 @@ def clock_weights(case, W, h, hf):
     return torch.stack(out)
 
 
+def slot_value(case, rows, slot, f):
+    """v_t^f: the (mean or score-weighted) pool of one slot's values."""
+    # the slot's pooling weights, rounded as the C side computes them
+    # (float32 sum, float32 division), so the double paths agree
+    total = np.float32(0)
+    for _, s in slot:
+        total = np.float32(total + np.float32(s))
+    vt = torch.zeros(D_EMB)
+    for v, s in slot:
+        if case["pool"] == "score":
+            p = float(np.float32(np.float32(s) / total))
+        else:
+            p = float(np.float32(1.0) / np.float32(len(slot)))
+        vt = vt + p * emb(rows, 2 + f, v)
+    return vt
+
+
 def clock_embedding(case, W, rows, ev):
     """v_clock: per slot the (mean or score-weighted) pool of its values,
     then the clock-weighted sum over the 24 slots; per clock field."""
@@ -211,20 +239,22 @@ def clock_embedding(case, W, rows, ev):
             slot = (ev["clock"] or {}).get((t, c), [])
             if not slot:
                 continue
-            # the slot's pooling weights, rounded as the C side computes them
-            # (float32 sum, float32 division), so the double paths agree
-            total = np.float32(0)
-            for _, s in slot:
-                total = np.float32(total + np.float32(s))
-            vt = torch.zeros(D_EMB)
-            for v, s in slot:
-                if case["pool"] == "score":
-                    p = float(np.float32(np.float32(s) / total))
-                else:
-                    p = float(np.float32(1.0) / np.float32(len(slot)))
-                vt = vt + p * emb(rows, 2 + f, v)
-            acc = acc + cw[t] * vt
+            acc = acc + cw[t] * slot_value(case, rows, slot, f)
         parts.append(acc)
+    return parts
+
+
+def history_embedding(case, rows, ev):
+    """v_hist: the plain mean of the 24 slots' pooled values (an empty slot
+    counts as zero), per clock field; blind to the current time."""
+    parts = []
+    for c, f in enumerate(CLOCK_FIELDS):
+        acc = torch.zeros(D_EMB)
+        for t in range(HOURS):
+            slot = (ev["clock"] or {}).get((t, c), [])
+            if slot:
+                acc = acc + slot_value(case, rows, slot, f)
+        parts.append(acc / HOURS)
     return parts
 
 
@@ -243,6 +273,8 @@ def forward(case, W, rows, events):
         parts.append(W["dow"][local_dow(ev["ts"], ev["tz"])])
         if case["clock"] != "none":
             parts += clock_embedding(case, W, rows, ev)
+        if case.get("history"):
+            parts += history_embedding(case, rows, ev)
         xs.append(torch.cat(parts))
     x0 = torch.stack(xs)
     x = x0
@@ -266,7 +298,7 @@ def forward(case, W, rows, events):
 
 def touched(case, events):
     """(table, id) of every row the C model reads for this batch: the naive
-    clock reads only the current hour's slot."""
+    clock reads only the current hour's slot; a history block, all slots."""
     out = set()
     for ev in events:
         out.add((0, ev["user"]))
@@ -274,11 +306,11 @@ def touched(case, events):
         for f in range(N_FIELDS):
             for v in ev["vals"][f]:
                 out.add((2 + f, v))
-        if case["clock"] == "none" or not ev["clock"]:
+        if (case["clock"] == "none" and not case.get("history")) or not ev["clock"]:
             continue
         h = local_hour(ev["ts"], ev["tz"])
         for (t, c), slot in ev["clock"].items():
-            if case["clock"] == "naive" and t != h:
+            if case["clock"] == "naive" and t != h and not case.get("history"):
                 continue
             for v, _ in slot:
                 out.add((2 + CLOCK_FIELDS[c], v))
@@ -341,6 +373,8 @@ def write_case(out, case, seed):
                cross_layers=case["layers"], cross_rank=case["rank"], mlp=" ".join(map(str, MLP)),
                structure=case["structure"], tasks=" ".join(repr(t) for t in TASK_W),
                emb_optim=case["emb_optim"], batch=B, **TRAIN)
+    if case.get("history"):  # only when on: the older cases' text stays as it was
+        cfg["history"] = case["history"]
     for k, v in cfg.items():
         w(f"cfg {k} {v}\n")
     # inputs
