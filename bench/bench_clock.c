@@ -9,9 +9,11 @@
  * (s = 1.1 over the users), a daily rhythm in each user's local time (six
  * time zones), three fields of 20/8/5 values with per-user, per-daypart
  * favourites, and like/finish/skip/dislike counts. Events are kept compact
- * and expanded into one reused ic_event per step (a few stores; included
- * in the timing).
- * Usage: bench_clock [events (default 2000000)] */
+ * and expanded, a chunk of 512 at a time as the engine holds them, into
+ * reused ic_events (included in the timing). The timed loop runs with and
+ * without the ic_clock_prefetch hint (the engine gives it).
+ * Usage: bench_clock [events (default 2000000)]; BENCH_CLOCK_ONLY=r0|r1|d0|d1
+ * times only that run (mode realtime/daily, hint off/on). */
 #include "clock_internal.h"
 
 #include <math.h>
@@ -122,8 +124,9 @@ static int views_equal(const ic_clock_view *a, const ic_clock_view *b)
     return 1;
 }
 
-/* Replays n events through a store, checking every `every`-th query against
- * the reference. Returns the number of checked queries, or -1. */
+/* Replays n events through a store (with the prefetch hint, as the timed
+ * loop), checking every `every`-th query against the reference. Returns
+ * the number of checked queries, or -1. */
 static long check(const ic_config *cfg, const cevent *L, size_t n, size_t every)
 {
     ic_event *ev = ic__xmalloc(n * sizeof *ev);
@@ -134,6 +137,7 @@ static long check(const ic_config *cfg, const cevent *L, size_t n, size_t every)
     long checked = 0;
     ic_clock_view got, want;
     for (size_t i = 0; i < n; i++) {
+        ic_clock_prefetch(s, ev, n, i);
         int rg = ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, &got);
         if (i % every == 0) {
             int rw = ic__clock_query_ref(cfg, ev, i, ev[i].user, ev[i].ts, ev[i].tz_min, &want);
@@ -151,30 +155,40 @@ static long check(const ic_config *cfg, const cevent *L, size_t n, size_t every)
     return checked;
 }
 
-static void bench_fast(const ic_config *cfg, const cevent *L, size_t n)
+/* As the engine does it: events in chunks of CHUNK (expanded from the
+ * compact log, included in the timing), and per event the prefetch hint
+ * (when on), the query at the event's time, then the apply. */
+#define CHUNK 512
+
+static void bench_fast(const ic_config *cfg, const cevent *L, size_t n, int prefetch)
 {
     ic_clock_store *s;
     ic_error err;
     if (ic_clock_create(&s, cfg, &err) != IC_OK) exit(1);
-    ic_event e;
-    event_init(&e);
+    ic_event *ev = ic__xmalloc(CHUNK * sizeof *ev);
+    for (int i = 0; i < CHUNK; i++) event_init(&ev[i]);
     ic_clock_view *v = ic__xmalloc(sizeof *v);
     long filled = 0;
     double w0 = now(), t0 = cpu_now();
-    for (size_t i = 0; i < n; i++) {
-        expand(&L[i], &e);
-        filled += ic_clock_query(s, e.user, e.ts, e.tz_min, v);
-        ic_clock_apply(s, &e, &err);
+    for (size_t off = 0; off < n; off += CHUNK) {
+        size_t m = n - off < CHUNK ? n - off : CHUNK;
+        for (size_t i = 0; i < m; i++) expand(&L[off + i], &ev[i]);
+        for (size_t i = 0; i < m; i++) {
+            if (prefetch) ic_clock_prefetch(s, ev, m, i);
+            filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, v);
+            if (ic_clock_apply(s, &ev[i], &err) != IC_OK) exit(1);
+        }
     }
     double dt = cpu_now() - t0, wall = now() - w0;
     size_t bytes = ic_clock_bytes(s), users = ic_clock_n_users(s);
-    printf("{\"bench\":\"clock_apply_query\",\"mode\":\"%s\",\"events\":%zu,\"cpu_seconds\":%.3f,"
+    printf("{\"bench\":\"clock_apply_query\",\"mode\":\"%s\",\"prefetch\":%s,\"events\":%zu,\"cpu_seconds\":%.3f,"
            "\"wall_seconds\":%.3f,\"events_per_s\":%.0f,\"ns_per_event\":%.1f,\"nonempty_queries\":%ld,\"users\":%zu,"
            "\"bytes\":%zu,\"bytes_per_user\":%.0f,\"k\":%d,\"fields\":%d,\"window_days\":%d}\n",
-           cfg->refresh == IC_REFRESH_DAILY ? "daily" : "realtime", n, dt, wall, n / dt, 1e9 * dt / n,
-           filled, users, bytes, (double)bytes / (double)(users ? users : 1), cfg->top_k,
-           cfg->n_clock, cfg->window_days);
+           cfg->refresh == IC_REFRESH_DAILY ? "daily" : "realtime", prefetch ? "true" : "false", n, dt, wall,
+           n / dt, 1e9 * dt / n, filled, users, bytes, (double)bytes / (double)(users ? users : 1),
+           cfg->top_k, cfg->n_clock, cfg->window_days);
     free(v);
+    free(ev);
     ic_clock_free(s);
 }
 
@@ -223,12 +237,18 @@ int main(int argc, char **argv)
 
     /* 3. The store on n events of 50k users over 60 days. */
     const char *nu = getenv("BENCH_CLOCK_USERS"); /* for experiments */
+    /* One timed run per process (the heap's state carries over from run to
+     * run and favours later ones): "r0" realtime without the prefetch
+     * hint, "r1" with it, "d0", "d1" daily. */
+    const char *only = getenv("BENCH_CLOCK_ONLY");
     cevent *big = make_log(n, nu ? (uint32_t)atoi(nu) : 50000, 60, 11);
-    for (int mode = 0; mode < 2; mode++) {
-        cfg.refresh = mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME;
-        bench_fast(&cfg, big, n);
-        fflush(stdout);
-    }
+    for (int mode = 0; mode < 2; mode++)
+        for (int prefetch = 0; prefetch < 2; prefetch++) {
+            if (only && (only[0] != "rd"[mode] || only[1] != "01"[prefetch])) continue;
+            cfg.refresh = mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME;
+            bench_fast(&cfg, big, n, prefetch);
+            fflush(stdout);
+        }
     free(big);
     return 0;
 }

@@ -15,6 +15,15 @@
  * that bounds memory by what lies in the window (plus two days) and frees
  * users whose records are all gone.
  *
+ * Memory layout (clock_internal.h), chosen because the work is bound by
+ * memory latency, not arithmetic: a user is a 128-byte header plus one
+ * block (list rows with their cached top-k, entries, hash slots, 12-byte
+ * records), so an event touches few cache lines and no allocation happens
+ * except when a part of the block doubles or halves. The cached top-k of a
+ * list lives in its row in the view's own form (values, then scores), and
+ * only lists that have entries have a row, so a query copies the rows of
+ * the user's hours, not 24 x fields empty places.
+ *
  * Scores: an event's delta is (float)(sum_a (double)weight_a * action_a);
  * a score is the double sum of its deltas and becomes exactly 0 when its
  * last record leaves. With dyadic weights (1, -1, 0.5...) and small counts
@@ -27,8 +36,13 @@
 #include "clock_internal.h"
 
 #include <math.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #define DAY 86400
+
+_Static_assert(IC_MAX_TOPK <= 8, "a row's top-k is copied in one 8-lane masked store");
 
 static uint64_t mix64(uint64_t x)
 {
@@ -63,6 +77,7 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     s->cfg = *cfg;
     s->F = cfg->n_clock;
     s->k = cfg->top_k;
+    s->row_bytes = ic__clk_row_bytes(s->k);
     s->window = (int64_t)cfg->window_days * DAY;
     for (int a = 0; a < cfg->n_actions; a++) s->weight[a] = cfg->action[a].weight;
     s->utab_cap = 16;
@@ -73,21 +88,105 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     return IC_OK;
 }
 
-static void user_release(ic__clk_user *u)
-{
-    free(u->rec);
-    free(u->ent);
-    free(u->slot);
-    free(u->topv); /* tops, head and topn live in the same block */
-}
-
 void ic_clock_free(ic_clock_store *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->n_users; i++) user_release(&s->users[i]);
+    for (size_t i = 0; i < s->n_users; i++) free(s->users[i].blk);
     free(s->users);
     free(s->utab);
     free(s);
+}
+
+/* ---- a user's block -------------------------------------------------------- */
+
+typedef struct {
+    uint32_t rows, ent, slot, rec;
+} blk_caps;
+
+static blk_caps caps_of(const ic__clk_user *u) { return (blk_caps){u->row_cap, u->ent_cap, u->slot_cap, u->rec_cap}; }
+
+static size_t block_bytes(const ic_clock_store *s, blk_caps c)
+{
+    return IC__CLK_HF + c.rows * s->row_bytes + c.ent * sizeof(ic__clk_entry) +
+           c.slot * sizeof(uint32_t) + c.rec * sizeof(ic__clk_rec);
+}
+
+/* Points u's parts into a new block of capacities c (contents undefined). */
+static void block_point(const ic_clock_store *s, ic__clk_user *u, unsigned char *blk, blk_caps c)
+{
+    u->blk = blk;
+    u->rows = (ic__clk_row *)(blk + IC__CLK_HF);
+    u->ent = (ic__clk_entry *)((unsigned char *)u->rows + c.rows * s->row_bytes);
+    u->slot = (uint32_t *)(u->ent + c.ent);
+    u->rec = (ic__clk_rec *)(u->slot + c.slot);
+    u->row_cap = (uint8_t)c.rows, u->ent_cap = c.ent, u->slot_cap = c.slot, u->rec_cap = c.rec;
+}
+
+static inline ic__clk_row *row_at(const ic_clock_store *s, const ic__clk_user *u, unsigned i)
+{
+    return (ic__clk_row *)((unsigned char *)u->rows + i * s->row_bytes);
+}
+
+/* The row of list hf (it must have one). */
+static inline ic__clk_row *row_of(const ic_clock_store *s, const ic__clk_user *u, unsigned hf)
+{
+    return row_at(s, u, u->blk[hf] - 1u);
+}
+
+static inline uint64_t *row_values(ic__clk_row *r) { return (uint64_t *)(r + 1); }    /* (k) */
+static inline double *row_scores(ic__clk_row *r, int k) { return (double *)(r + 1) + k; } /* (k) */
+
+static uint64_t entry_hash(unsigned hf, uint64_t value) { return mix64(value + hf * 0x9E3779B97F4A7C15ull); }
+
+/* Fills u->slot (u->slot_cap slots) from the entries. */
+static void slots_fill(ic__clk_user *u)
+{
+    memset(u->slot, 0, u->slot_cap * sizeof *u->slot);
+    uint32_t mask = u->slot_cap - 1;
+    for (uint32_t e = 0; e < u->n_ent; e++) {
+        uint32_t pos = (uint32_t)entry_hash(u->ent[e].hf, u->ent[e].value) & mask;
+        while (u->slot[pos]) pos = (pos + 1) & mask;
+        u->slot[pos] = e + 1;
+    }
+}
+
+/* Moves u into a new block of capacities c (each part at least as large as
+ * its contents); the live records move to the front. */
+static void user_move(const ic_clock_store *s, ic__clk_user *u, blk_caps c)
+{
+    ic__clk_user old = *u;
+    IC_ASSERT(c.rows >= old.n_rows && c.ent >= old.n_ent && c.rec >= old.end - old.start);
+    block_point(s, u, ic__xmalloc(block_bytes(s, c)), c);
+    if (!old.blk) { /* a new user */
+        memset(u->blk, 0, IC__CLK_HF);
+        memset(u->slot, 0, c.slot * sizeof *u->slot);
+        return;
+    }
+    memcpy(u->blk, old.blk, IC__CLK_HF);
+    memcpy(u->rows, old.rows, old.n_rows * s->row_bytes);
+    memcpy(u->ent, old.ent, old.n_ent * sizeof *u->ent);
+    if (c.slot == old.slot_cap) memcpy(u->slot, old.slot, c.slot * sizeof *u->slot);
+    else slots_fill(u);
+    uint32_t live = old.end - old.start;
+    memcpy(u->rec, old.rec + old.start, live * sizeof *u->rec);
+    u->lo -= old.start, u->hi -= old.start, u->end = live, u->start = 0;
+    free(old.blk);
+}
+
+/* Gives u's records a capacity of cap (at least the live ones): moves
+ * them to the front and reallocates the block, whose last part they are,
+ * so nothing else is copied (and large blocks grow by remapping pages). */
+static void rec_resize(const ic_clock_store *s, ic__clk_user *u, uint32_t cap)
+{
+    uint32_t live = u->end - u->start;
+    IC_ASSERT(cap >= live);
+    if (u->start > 0) {
+        memmove(u->rec, u->rec + u->start, (size_t)live * sizeof *u->rec);
+        u->lo -= u->start, u->hi -= u->start, u->end = live, u->start = 0;
+    }
+    blk_caps c = caps_of(u);
+    c.rec = cap;
+    block_point(s, u, ic__xrealloc(u->blk, block_bytes(s, c)), c);
 }
 
 /* ---- the user table: open addressing (linear probing) on the id --------- */
@@ -106,35 +205,76 @@ ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id)
     return x ? &s->users[x - 1] : NULL;
 }
 
-static void utab_grow(ic_clock_store *s)
+/* Stage 1 of a prefetch: asks for the user's header. */
+void ic__clock_prefetch_user(const ic_clock_store *s, uint64_t user)
+{
+    uint32_t x = s->utab[mix64(user) & (s->utab_cap - 1)];
+    if (!x) return;
+    const ic__clk_user *u = &s->users[x - 1];
+    __builtin_prefetch(u);
+    __builtin_prefetch((const char *)u + 64);
+}
+
+/* Stage 2: reads the header (cheap if stage 1 ran far enough ahead) and
+ * asks for the block's lines the query and the apply of ev will touch. */
+void ic__clock_prefetch_block(const ic_clock_store *s, const ic_event *ev)
+{
+    uint32_t x = s->utab[mix64(ev->user) & (s->utab_cap - 1)];
+    if (!x || s->users[x - 1].id != ev->user) return;
+    const ic__clk_user *u = &s->users[x - 1];
+    __builtin_prefetch(u->blk);
+    if (u->end > u->start) {
+        __builtin_prefetch(&u->rec[u->end - 1]);
+        __builtin_prefetch(&u->rec[u->lo]);
+    }
+    size_t rb = u->n_rows * s->row_bytes;
+    for (size_t o = 0; o < rb && o < 16 * 64; o += 64) __builtin_prefetch((const char *)u->rows + o);
+    /* The hash slots the apply will probe for the event's values. */
+    unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min), mask = u->slot_cap - 1;
+    for (int f = 0; f < s->F; f++) {
+        int fi = s->cfg.clock_field[f];
+        for (int j = ev->voff[fi]; j < ev->voff[fi + 1] && j < IC_MAX_VALUES; j++)
+            __builtin_prefetch(&u->slot[entry_hash(h * (unsigned)s->F + (unsigned)f, ev->val[j]) & mask]);
+    }
+}
+
+void ic_clock_prefetch(const ic_clock_store *s, const ic_event *ev, size_t n, size_t i)
+{
+    /* Measured with bench_clock (docs/PERFORMANCE.md): the header 8 events
+     * ahead, the block's lines 3 ahead (by then the header is in cache). */
+    if (i + 8 < n) ic__clock_prefetch_user(s, ev[i + 8].user);
+    if (i + 3 < n) ic__clock_prefetch_block(s, &ev[i + 3]);
+}
+
+static void utab_resize(ic_clock_store *s, size_t cap)
 {
     free(s->utab);
-    s->utab_cap *= 2;
+    s->utab_cap = cap;
     s->utab = ic__xcalloc(s->utab_cap, sizeof *s->utab);
     for (size_t i = 0; i < s->n_users; i++) s->utab[utab_pos(s, s->users[i].id)] = (uint32_t)i + 1;
+}
+
+/* Moves the users to an array of cap places (at least n_users). */
+static void users_resize(ic_clock_store *s, size_t cap)
+{
+    ic__clk_user *users = ic__xalloc_aligned(cap * sizeof *users);
+    if (s->n_users) memcpy(users, s->users, s->n_users * sizeof *users);
+    free(s->users);
+    s->users = users;
+    s->users_cap = cap;
 }
 
 ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
 {
     IC_ASSERT(s->n_users < UINT32_MAX - 1);
-    if ((s->n_users + 1) * 2 > s->utab_cap) utab_grow(s);
-    if (s->n_users == s->users_cap) {
-        s->users_cap = s->users_cap ? s->users_cap * 2 : 64;
-        s->users = ic__xrealloc(s->users, s->users_cap * sizeof *s->users);
-    }
+    if ((s->n_users + 1) * 2 > s->utab_cap) utab_resize(s, s->utab_cap * 2);
+    if (s->n_users == s->users_cap) users_resize(s, s->users_cap ? s->users_cap * 2 : 64);
     size_t pos = utab_pos(s, id);
     IC_ASSERT(s->utab[pos] == 0);
     ic__clk_user *u = &s->users[s->n_users];
     memset(u, 0, sizeof *u);
     u->id = id;
-    unsigned hf = n_hf(s);
-    size_t hk = (size_t)hf * s->k;
-    u->topv = ic__xmalloc(hk * (sizeof(uint64_t) + sizeof(double)) + hf * (sizeof(uint32_t) + 1));
-    u->tops = (double *)(u->topv + hk);
-    u->head = (uint32_t *)(u->tops + hk);
-    u->topn = (uint8_t *)(u->head + hf);
-    for (unsigned i = 0; i < hf; i++) u->head[i] = IC__CLK_NONE;
-    memset(u->topn, 0, hf);
+    user_move(s, u, (blk_caps){.rows = 4, .ent = 8, .slot = 16, .rec = 8});
     s->utab[pos] = (uint32_t)++s->n_users;
     return u;
 }
@@ -157,112 +297,140 @@ static void user_remove(ic_clock_store *s, size_t i)
             pos = j;
         }
     }
-    user_release(&s->users[i]);
+    free(s->users[i].blk);
     size_t last = s->n_users - 1;
     if (i != last) {
         s->utab[utab_pos(s, s->users[last].id)] = (uint32_t)i + 1;
         s->users[i] = s->users[last];
     }
     s->n_users--;
+    /* Shrink when a quarter is used, so memory follows the users held. */
+    if (s->users_cap > 64 && s->n_users * 4 < s->users_cap) users_resize(s, s->users_cap / 2);
+    if (s->utab_cap > 64 && s->n_users * 8 < s->utab_cap) utab_resize(s, s->utab_cap / 2);
 }
 
 /* ---- a user's entries: (hour, field, value) -> running score ------------ */
 
-static uint64_t entry_hash(unsigned hf, uint64_t value) { return mix64(value + hf * 0x9E3779B97F4A7C15ull); }
-
-static void slots_rebuild(ic__clk_user *u, uint32_t cap)
+/* The entry index + 1 of (hf, value), or 0 with *pos at its empty slot. */
+static inline uint32_t slot_find(const ic__clk_user *u, unsigned hf, uint64_t value, uint32_t *pos)
 {
-    free(u->slot);
-    u->slot_cap = cap;
-    u->slot = ic__xcalloc(cap, sizeof *u->slot);
-    uint32_t mask = cap - 1;
-    for (uint32_t e = 0; e < u->n_ent; e++) {
-        uint32_t pos = (uint32_t)entry_hash(u->ent[e].hf, u->ent[e].value) & mask;
-        while (u->slot[pos]) pos = (pos + 1) & mask;
-        u->slot[pos] = e + 1;
-    }
+    uint32_t mask = u->slot_cap - 1, p = (uint32_t)entry_hash(hf, value) & mask, x;
+    while ((x = u->slot[p]) && !(u->ent[x - 1].value == value && u->ent[x - 1].hf == hf)) p = (p + 1) & mask;
+    *pos = p;
+    return x;
+}
+
+/* Adds an empty row for list hf. Capacity must be there. */
+static void row_add(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
+{
+    IC_ASSERT(u->n_rows < u->row_cap);
+    ic__clk_row *r = row_at(s, u, u->n_rows);
+    unsigned h = hf / (unsigned)s->F, f = hf % (unsigned)s->F;
+    *r = (ic__clk_row){.head = IC__CLK_NONE, .at = (uint8_t)(h * IC_MAX_CLOCK_FIELDS + f)};
+    u->blk[hf] = ++u->n_rows;
 }
 
 uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, uint64_t value)
 {
-    (void)s;
-    if ((u->n_ent + 1) * 2 > u->slot_cap) slots_rebuild(u, u->slot_cap ? u->slot_cap * 2 : 16);
-    uint32_t mask = u->slot_cap - 1, pos = (uint32_t)entry_hash(hf, value) & mask;
-    for (uint32_t x; (x = u->slot[pos]); pos = (pos + 1) & mask)
-        if (u->ent[x - 1].value == value && u->ent[x - 1].hf == hf) return x - 1;
-    IC_ASSERT(u->n_ent < IC__CLK_NONE);
-    if (u->n_ent == u->ent_cap) {
-        u->ent_cap = u->ent_cap ? u->ent_cap * 2 : 8;
-        u->ent = ic__xrealloc(u->ent, u->ent_cap * sizeof *u->ent);
+    uint32_t pos, x = slot_find(u, hf, value, &pos);
+    if (x) return x - 1;
+    IC_ASSERT(u->n_ent < IC__CLK_NONE - 1);
+    int new_row = u->blk[hf] == 0;
+    blk_caps c = caps_of(u);
+    if (u->n_ent == c.ent) c.ent *= 2;
+    while ((u->n_ent + 1) * 2 > c.slot) c.slot *= 2;
+    if (new_row && u->n_rows == c.rows) c.rows = c.rows * 2 < n_hf(s) ? c.rows * 2 : n_hf(s);
+    if (c.ent != u->ent_cap || c.slot != u->slot_cap || c.rows != u->row_cap) {
+        user_move(s, u, c);
+        slot_find(u, hf, value, &pos);
     }
+    if (new_row) row_add(s, u, hf);
+    ic__clk_row *r = row_of(s, u, hf);
     uint32_t e = u->n_ent++;
-    u->ent[e] = (ic__clk_entry){.value = value, .next = u->head[hf], .hf = (uint16_t)hf};
-    u->head[hf] = e;
+    u->ent[e] = (ic__clk_entry){.value = value, .next = r->head, .hf = (uint16_t)hf};
+    r->head = e;
     u->slot[pos] = e + 1;
     u->n_dead++; /* no records yet: the caller references it */
     return e;
 }
 
-/* Drops dead entries (no retained record) and groups the rest by (hour,
- * field) list, so that a list walk reads contiguous memory; renumbers the
- * records, the lists and the hash table. O(records + entries + HF); run
- * when half the entries are dead or their number has doubled since the
- * last run, so amortised O(1) per record. The cached top-k holds values,
- * not indices, and stays valid. */
+/* Drops dead entries (no retained record) and the rows of lists left
+ * without entries, and groups the entries by (hour, field) list so that a
+ * list walk reads contiguous memory; renumbers the records, the lists and
+ * the hash table, in a new block. O(records + entries + HF); run when half
+ * the entries are dead or their number has doubled since the last run, so
+ * amortised O(1) per record. The cached top-k holds values, not indices,
+ * and stays valid; a list without live entries has an empty or stale
+ * cache, so it loses its row and its dirty mark. */
 static void user_compact(ic_clock_store *s, ic__clk_user *u)
 {
     unsigned HF = n_hf(s);
     uint32_t off[IC__CLK_HF + 1] = {0};
     for (uint32_t e = 0; e < u->n_ent; e++)
         if (u->ent[e].refs) off[u->ent[e].hf + 1]++;
-    for (unsigned hf = 0; hf < HF; hf++) off[hf + 1] += off[hf];
-    uint32_t m = off[HF];
-    uint32_t cap = m > 4 ? 2 * m : 8;
-    ic__clk_entry *ent = ic__xmalloc(cap * sizeof *ent);
-    uint32_t *remap = ic__xmalloc((size_t)u->n_ent * sizeof *remap + 1);
-    for (uint32_t e = 0; e < u->n_ent; e++) {
-        if (!u->ent[e].refs) {
-            remap[e] = IC__CLK_NONE;
-            continue;
-        }
-        remap[e] = off[u->ent[e].hf]++;
-        ent[remap[e]] = u->ent[e];
+    unsigned lists = 0;
+    for (unsigned hf = 0; hf < HF; hf++) lists += off[hf + 1] > 0, off[hf + 1] += off[hf];
+    uint32_t m = off[HF], slots = 16;
+    while (slots < 2 * (m + 1)) slots *= 2;
+    ic__clk_user old = *u;
+    blk_caps c = {lists > 4 ? lists : 4, m > 4 ? 2 * m : 8, slots, old.rec_cap};
+    block_point(s, u, ic__xmalloc(block_bytes(s, c)), c);
+    uint32_t *remap = ic__xmalloc((size_t)old.n_ent * sizeof *remap + 1);
+    for (uint32_t e = 0; e < old.n_ent; e++) {
+        remap[e] = IC__CLK_NONE;
+        if (old.ent[e].refs) u->ent[remap[e] = off[old.ent[e].hf]++] = old.ent[e];
     }
-    for (uint32_t i = u->start; i < u->end; i++) {
-        uint32_t r = u->rec[i].ref, e = r & ~IC__CLK_FIRST;
-        if (e != IC__CLK_NONE) u->rec[i].ref = remap[e] | (r & IC__CLK_FIRST);
+    for (uint32_t i = old.start; i < old.end; i++) {
+        ic__clk_rec r = old.rec[i];
+        uint32_t e = r.ref & ~IC__CLK_FIRST;
+        if (e != IC__CLK_NONE) r.ref = remap[e] | (r.ref & IC__CLK_FIRST);
+        u->rec[i - old.start] = r;
     }
     free(remap);
-    free(u->ent);
-    u->ent = ent, u->ent_cap = cap, u->n_ent = m, u->n_sorted = m, u->n_dead = 0;
-    for (unsigned hf = 0; hf < HF; hf++) u->head[hf] = IC__CLK_NONE;
-    for (uint32_t e = m; e-- > 0;) { /* off[hf] is now the end of list hf */
-        ent[e].next = u->head[ent[e].hf];
-        u->head[ent[e].hf] = e;
+    u->lo -= old.start, u->hi -= old.start, u->end -= old.start, u->start = 0;
+    u->n_ent = m, u->n_sorted = m, u->n_dead = 0, u->n_rows = 0;
+    memset(u->blk, 0, IC__CLK_HF);
+    for (unsigned hf = 0, prev = 0; hf < HF; prev = off[hf++]) { /* off[hf] is now the end of list hf */
+        if (off[hf] == prev) {
+            u->dirty[hf >> 6] &= ~(1ull << (hf & 63));
+            continue;
+        }
+        memcpy(row_at(s, u, u->n_rows), row_at(s, &old, old.blk[hf] - 1u), s->row_bytes);
+        u->blk[hf] = ++u->n_rows;
+        ic__clk_row *r = row_of(s, u, hf);
+        r->head = IC__CLK_NONE;
+        for (uint32_t e = off[hf]; e-- > prev;) u->ent[e].next = r->head, r->head = e;
     }
-    uint32_t slots = 16;
-    while (slots < 2 * (m + 1)) slots *= 2;
-    slots_rebuild(u, slots);
+    slots_fill(u);
+    free(old.blk);
 }
 
 /* ---- a user's records and window ----------------------------------------- */
 
-void ic__clock_rec_push(ic__clk_user *u, int64_t ts, float delta, uint32_t ref)
+/* Moves the time base to the oldest record, so that ts fits in 32 bits. */
+static void rec_rebase(ic__clk_user *u, int64_t ts)
 {
-    IC_ASSERT(u->start == u->end || u->rec[u->end - 1].ts <= ts);
+    uint32_t shift = u->rec[u->start].t;
+    for (uint32_t i = u->start; i < u->end; i++) u->rec[i].t -= shift;
+    u->base += shift;
+    /* Records span at most W + 2 days (pruned before each push). */
+    IC_ASSERT((uint64_t)ts - (uint64_t)u->base <= UINT32_MAX);
+}
+
+void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, uint32_t ref)
+{
+    IC_ASSERT(u->start == u->end || ic__clock_rec_ts(u, u->end - 1) <= ts);
+    if (u->start == u->end) u->base = u->oldest = ts;
+    else if ((uint64_t)ts - (uint64_t)u->base > UINT32_MAX) rec_rebase(u, ts);
     if (u->end == u->rec_cap) {
         if (u->start >= u->rec_cap / 2 && u->start > 0) {
-            uint32_t sh = u->start;
-            memmove(u->rec, u->rec + sh, (size_t)(u->end - sh) * sizeof *u->rec);
-            u->start -= sh, u->lo -= sh, u->hi -= sh, u->end -= sh;
+            rec_resize(s, u, u->rec_cap); /* only moves the live half to the front */
         } else {
             IC_ASSERT(u->rec_cap < (1u << 30));
-            u->rec_cap = u->rec_cap ? u->rec_cap * 2 : 8;
-            u->rec = ic__xrealloc(u->rec, u->rec_cap * sizeof *u->rec);
+            rec_resize(s, u, u->rec_cap * 2);
         }
     }
-    if (u->start == u->end) u->oldest = ts;
-    u->rec[u->end++] = (ic__clk_rec){.ts = ts, .delta = delta, .ref = ref};
+    u->rec[u->end++] = (ic__clk_rec){.t = (uint32_t)(ts - u->base), .delta = delta, .ref = ref};
 }
 
 static inline void mark_dirty(ic__clk_user *u, unsigned hf) { u->dirty[hf >> 6] |= 1ull << (hf & 63); }
@@ -281,18 +449,20 @@ static inline int ranks_before(double score, uint64_t value, double score2, uint
  * nothing; a fall inside it moves it down, unless it may now rank below a
  * value outside the top (last place of a full top, or no longer positive):
  * then the list is marked for a full recomputation at the query. */
-static void top_update(ic__clk_user *u, int k, const ic__clk_entry *x, double old)
+static void top_update(const ic_clock_store *s, ic__clk_user *u, const ic__clk_entry *x, double old)
 {
     unsigned hf = x->hf;
     if (x->score == old || is_dirty(u, hf)) return;
-    int n = u->topn[hf], p = 0;
-    uint64_t *tv = u->topv + (size_t)hf * k;
-    double *ts = u->tops + (size_t)hf * k;
+    const int k = s->k;
+    ic__clk_row *row = row_of(s, u, hf);
+    int n = row->n, p = 0;
+    uint64_t *tv = row_values(row);
+    double *ts = row_scores(row, k);
     while (p < n && tv[p] != x->value) p++;
     if (p == n) { /* not in the top */
         if (x->score < old || !(x->score > 0)) return;
         if (n == k && !ranks_before(x->score, x->value, ts[n - 1], tv[n - 1])) return;
-        if (n < k) u->topn[hf] = (uint8_t)++n;
+        if (n < k) row->n = (uint8_t)++n;
         p = n - 1; /* takes the last place, then moves up */
     } else if (x->score < old && (!(x->score > 0) || (n == k && p == n - 1))) {
         mark_dirty(u, hf);
@@ -312,7 +482,7 @@ static void top_update(ic__clk_user *u, int k, const ic__clk_entry *x, double ol
     if (x->score < old && n == k && p == n - 1) mark_dirty(u, hf);
 }
 
-static inline void rec_include(ic__clk_user *u, int k, uint32_t i)
+static inline void rec_include(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
 {
     uint32_t r = u->rec[i].ref, e = r & ~IC__CLK_FIRST;
     u->n_in += r >> 31;
@@ -321,10 +491,10 @@ static inline void rec_include(ic__clk_user *u, int k, uint32_t i)
     double old = x->score;
     x->score += u->rec[i].delta;
     x->count++;
-    top_update(u, k, x, old);
+    top_update(s, u, x, old);
 }
 
-static inline void rec_exclude(ic__clk_user *u, int k, uint32_t i)
+static inline void rec_exclude(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
 {
     uint32_t r = u->rec[i].ref, e = r & ~IC__CLK_FIRST;
     u->n_in -= r >> 31;
@@ -333,26 +503,30 @@ static inline void rec_exclude(ic__clk_user *u, int k, uint32_t i)
     double old = x->score;
     x->score -= u->rec[i].delta;
     if (--x->count == 0) x->score = 0; /* no residue from inexact sums */
-    top_update(u, k, x, old);
+    top_update(s, u, x, old);
 }
 
 /* Moves the included records to exactly those with a <= ts < b: first
- * grows the interval on each side, then shrinks it, so lo <= hi always. */
-static void user_window(ic__clk_user *u, int k, int64_t a, int64_t b)
+ * grows the interval on each side, then shrinks it, so lo <= hi always.
+ * Times compare relative to the user's base (a and b may lie far before
+ * it: the differences are then negative, never wrapped). */
+static void user_window(const ic_clock_store *s, ic__clk_user *u, int64_t a, int64_t b)
 {
     const ic__clk_rec *r = u->rec;
-    while (u->hi < u->end && r[u->hi].ts < b) rec_include(u, k, u->hi++);
-    while (u->lo > u->start && r[u->lo - 1].ts >= a) rec_include(u, k, --u->lo);
-    while (u->lo < u->hi && r[u->lo].ts < a) rec_exclude(u, k, u->lo++);
-    while (u->hi > u->lo && r[u->hi - 1].ts >= b) rec_exclude(u, k, --u->hi);
+    int64_t ra = a - u->base, rb = b - u->base;
+    while (u->hi < u->end && r[u->hi].t < rb) rec_include(s, u, u->hi++);
+    while (u->lo > u->start && r[u->lo - 1].t >= ra) rec_include(s, u, --u->lo);
+    while (u->lo < u->hi && r[u->lo].t < ra) rec_exclude(s, u, u->lo++);
+    while (u->hi > u->lo && r[u->hi - 1].t >= rb) rec_exclude(s, u, --u->hi);
 }
 
 /* Drops the records older than horizon for good. */
-static void user_drop_old(ic__clk_user *u, int k, int64_t horizon)
+static void user_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
-    while (u->start < u->end && u->rec[u->start].ts < horizon) {
+    int64_t rh = horizon - u->base;
+    while (u->start < u->end && u->rec[u->start].t < rh) {
         if (u->lo == u->start) {
-            if (u->hi > u->start) rec_exclude(u, k, u->start);
+            if (u->hi > u->start) rec_exclude(s, u, u->start);
             u->lo++;
             if (u->hi < u->lo) u->hi = u->lo;
         }
@@ -361,21 +535,16 @@ static void user_drop_old(ic__clk_user *u, int k, int64_t horizon)
         u->start++;
     }
     if (u->start == u->end) u->start = u->lo = u->hi = u->end = 0;
-    else u->oldest = u->rec[u->start].ts;
+    else u->oldest = ic__clock_rec_ts(u, u->start);
     uint32_t live = u->end - u->start;
-    if (u->rec_cap > 16 && live * 4 < u->rec_cap) {
-        memmove(u->rec, u->rec + u->start, (size_t)live * sizeof *u->rec);
-        u->lo -= u->start, u->hi -= u->start, u->end -= u->start, u->start = 0;
-        u->rec_cap /= 2;
-        u->rec = ic__xrealloc(u->rec, u->rec_cap * sizeof *u->rec);
-    }
+    if (u->rec_cap > 16 && live * 4 < u->rec_cap) rec_resize(s, u, u->rec_cap / 2);
 }
 
 /* Drops old records and reclaims memory; reads only *u when there is
  * nothing to do (the sweep visits users that are cold in cache). */
 static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
-    if (u->start < u->end && u->oldest < horizon) user_drop_old(u, s->k, horizon);
+    if (u->start < u->end && u->oldest < horizon) user_drop_old(s, u, horizon);
     if ((u->n_dead > 8 && u->n_dead * 2 > u->n_ent) || (u->n_ent >= 16 && u->n_ent >= 2 * u->n_sorted))
         user_compact(s, u);
 }
@@ -387,6 +556,7 @@ static void sweep_one(ic_clock_store *s, int64_t horizon)
 {
     if (s->n_users == 0) return;
     if (s->sweep >= s->n_users) s->sweep = 0;
+    if (s->sweep + 8 < s->n_users) __builtin_prefetch(&s->users[s->sweep + 8]);
     ic__clk_user *u = &s->users[s->sweep];
     user_prune(s, u, horizon);
     if (u->start == u->end)
@@ -421,11 +591,11 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
             if (!ev->val[j]) continue;
             uint32_t e = ic__clock_entry_get(s, u, h * (unsigned)s->F + (unsigned)f, ev->val[j]);
             if (u->ent[e].refs++ == 0) u->n_dead--;
-            ic__clock_rec_push(u, ev->ts, delta, e | first);
+            ic__clock_rec_push(s, u, ev->ts, delta, e | first);
             first = 0;
         }
     }
-    if (first) ic__clock_rec_push(u, ev->ts, delta, IC__CLK_NONE | IC__CLK_FIRST);
+    if (first) ic__clock_rec_push(s, u, ev->ts, delta, IC__CLK_NONE | IC__CLK_FIRST);
     sweep_one(s, horizon);
     return IC_OK;
 }
@@ -451,7 +621,8 @@ static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
     const int k = s->k;
     const ic__clk_entry *top[IC_MAX_TOPK];
     int n = 0;
-    for (uint32_t e = u->head[hf]; e != IC__CLK_NONE; e = u->ent[e].next) {
+    ic__clk_row *row = row_of(s, u, hf);
+    for (uint32_t e = row->head; e != IC__CLK_NONE; e = u->ent[e].next) {
         const ic__clk_entry *x = &u->ent[e];
         if (!(x->score > 0)) continue;
         int pos = n;
@@ -461,10 +632,35 @@ static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
         top[pos] = x;
         if (n < k) n++;
     }
-    u->topn[hf] = (uint8_t)n;
-    for (int i = 0; i < n; i++) {
-        u->topv[hf * k + i] = top[i]->value;
-        u->tops[hf * k + i] = top[i]->score;
+    row->n = (uint8_t)n;
+    uint64_t *tv = row_values(row);
+    double *ts = row_scores(row, k);
+    for (int i = 0; i < n; i++) tv[i] = top[i]->value, ts[i] = top[i]->score;
+}
+
+/* Copies the cached top-k of every list that has a row into out (whose
+ * n[][] is all 0). Only the filled places are written: with AVX-512, by
+ * masked loads and stores of k lanes, one row without a branch (this copy
+ * is most of a query's work once the user's lines are in cache). */
+static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clock_view *out)
+{
+    const int k = s->k;
+    uint8_t *on = &out->n[0][0];                 /* (IC_HOURS * IC_MAX_CLOCK_FIELDS) */
+    uint64_t *ov = &out->value[0][0][0];         /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
+    float *os = &out->score[0][0][0];            /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
+    for (unsigned i = 0; i < u->n_rows; i++) {
+        ic__clk_row *row = row_at(s, u, i);
+        unsigned n = row->n, at = row->at;
+        on[at] = (uint8_t)n;
+        const uint64_t *tv = row_values(row);
+        const double *ts = row_scores(row, k);
+#if defined(__AVX512F__)
+        __mmask8 m = (__mmask8)((1u << n) - 1);
+        _mm512_mask_storeu_epi64(ov + at * IC_MAX_TOPK, m, _mm512_maskz_loadu_epi64(m, tv));
+        _mm256_mask_storeu_ps(os + at * IC_MAX_TOPK, m, _mm512_cvtpd_ps(_mm512_maskz_loadu_pd(m, ts)));
+#else
+        for (unsigned j = 0; j < n; j++) ov[at * IC_MAX_TOPK + j] = tv[j], os[at * IC_MAX_TOPK + j] = (float)ts[j];
+#endif
     }
 }
 
@@ -480,21 +676,13 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     IC_ASSERT(a >= s->pruned_below && "clock query too far in the past");
     ic__clk_user *u = ic__clock_user_find(s, user);
     if (!u) return 0;
-    user_window(u, s->k, a, b);
+    user_window(s, u, a, b);
     for (int w = 0; w < 2; w++)
         for (uint64_t bits = u->dirty[w]; bits; bits &= bits - 1)
             user_topk(s, u, (unsigned)(w * 64 + __builtin_ctzll(bits)));
     u->dirty[0] = u->dirty[1] = 0;
     if (u->n_in == 0) return 0;
-    const int k = s->k;
-    for (int h = 0, hf = 0; h < IC_HOURS; h++)
-        for (int f = 0; f < s->F; f++, hf++) {
-            int n = u->topn[hf];
-            out->n[h][f] = (uint8_t)n;
-            const uint64_t *tv = u->topv + hf * k;
-            const double *ts = u->tops + hf * k;
-            for (int i = 0; i < n; i++) out->value[h][f][i] = tv[i], out->score[h][f][i] = (float)ts[i];
-        }
+    user_copy_out(s, u, out);
     return 1;
 }
 
@@ -511,14 +699,8 @@ int ic_clock_next_user(const ic_clock_store *s, size_t *cursor, uint64_t *user)
 
 size_t ic_clock_bytes(const ic_clock_store *s)
 {
-    size_t hf = n_hf(s);
     size_t b = sizeof *s + s->users_cap * sizeof *s->users + s->utab_cap * sizeof *s->utab;
-    for (size_t i = 0; i < s->n_users; i++) {
-        const ic__clk_user *u = &s->users[i];
-        b += (size_t)u->rec_cap * sizeof *u->rec + (size_t)u->ent_cap * sizeof *u->ent +
-             (size_t)u->slot_cap * sizeof *u->slot +
-             hf * ((sizeof(uint64_t) + sizeof(double)) * (size_t)s->k + sizeof(uint32_t) + 1);
-    }
+    for (size_t i = 0; i < s->n_users; i++) b += block_bytes(s, caps_of(&s->users[i]));
     return b;
 }
 

@@ -2,20 +2,25 @@
  * (apply, query) and clock_io.c (save, load), and the brute-force reference
  * used by the tests and the benchmark. Not part of the public API.
  *
- * Shape of one user's state (HF = 24 * n_clock (hour, field) lists):
- *   rec[start .. end)   every retained contribution, in time order: one per
- *                       (event, clock value); an event without clock values
- *                       leaves one record with no entry, so it still counts
- *                       as "an event in the window".
- *   rec[lo .. hi)       the contributions inside the last query's window:
- *                       exactly those summed into ent[].score.
- *   ent[]               one per (hour, field, value) seen: running score,
- *                       linked into its (hour, field) list.
- *   slot[]              open addressing (hf, value) -> entry index + 1.
- *   head[HF]            the first entry of each (hour, field) list.
- *   topn[HF], topv[HF*k], tops[HF*k]: the cached top-k (values, scores) of
- *                       each list, laid out for copying into a view;
- *                       dirty[] marks the lists whose cache is stale. */
+ * A user is a 128-byte header in the store's dense users[] array and one
+ * block of memory (blk) holding everything else, grown by doubling:
+ *   cidx[IC__CLK_HF]    uint8: row index + 1 of each (hour, field) list, 0 =
+ *                       the list has no entry yet
+ *   rows[row_cap]       one row per (hour, field) list that has entries:
+ *                       its first entry and its cached top-k (values and
+ *                       double scores), laid out for copying into a view;
+ *                       stride ic__clk_row_bytes(k)
+ *   ent[ent_cap]        one per (hour, field, value) seen: running score,
+ *                       linked into its (hour, field) list
+ *   slot[slot_cap]      open addressing (hf, value) -> entry index + 1
+ *   rec[rec_cap]        rec[start .. end) every retained contribution, in
+ *                       time order: one per (event, clock value); an event
+ *                       without clock values leaves one record with no
+ *                       entry, so it still counts as "an event in the
+ *                       window". rec[lo .. hi) are the contributions inside
+ *                       the last query's window: exactly those summed into
+ *                       ent[].score.
+ * dirty[] marks the lists whose cached top-k is stale. */
 #ifndef IC_CLOCK_INTERNAL_H
 #define IC_CLOCK_INTERNAL_H
 
@@ -25,8 +30,10 @@
 #define IC__CLK_NONE 0x7fffffffu   /* rec.ref / list end: no entry */
 #define IC__CLK_HF (IC_HOURS * IC_MAX_CLOCK_FIELDS)
 
+/* 12 bytes: the time is relative to the user's base, which moves (all
+ * records rewritten) only when a new record would not fit in 32 bits. */
 typedef struct {
-    int64_t ts;     /* the event's time, Unix seconds */
+    uint32_t t;     /* the event's time - u->base, seconds */
     float delta;    /* the event's score: sum_a weight_a * action_a */
     uint32_t ref;   /* entry index (or IC__CLK_NONE) | IC__CLK_FIRST */
 } ic__clk_rec;
@@ -38,32 +45,43 @@ typedef struct {
     uint32_t refs;   /* retained records; 0 = dead, reclaimed by compaction */
     uint32_t next;   /* next entry of the same (hour, field) list */
     uint16_t hf;     /* hour * n_clock + field */
+    uint16_t pad;
 } ic__clk_entry;
+
+/* The fixed part of a row; the values (k x u64) and scores (k x double)
+ * follow it. */
+typedef struct {
+    uint32_t head;   /* first entry of the list, IC__CLK_NONE if none */
+    uint8_t n;       /* places of the cached top-k filled */
+    uint8_t at;      /* hour * IC_MAX_CLOCK_FIELDS + field: the list's place in a view */
+    uint16_t pad;
+} ic__clk_row;
 
 typedef struct {
     uint64_t id;
-    ic__clk_rec *rec;
-    uint32_t rec_cap, start, lo, hi, end;
+    int64_t base;             /* record times are ts - base */
+    int64_t oldest;           /* base + rec[start].t if any record */
+    uint32_t start, lo, hi, end, rec_cap;
     uint32_t n_in;            /* included records flagged IC__CLK_FIRST */
-    ic__clk_entry *ent;
-    uint32_t n_ent, ent_cap, n_dead;
-    uint32_t *slot;           /* entry index + 1, 0 = empty; slot_cap a power of 2 */
-    uint32_t slot_cap;
+    uint32_t n_ent, ent_cap, n_dead, slot_cap;
     uint32_t n_sorted;        /* entries at the last compaction (grouped by list) */
-    int64_t oldest;           /* rec[start].ts if any record */
-    uint64_t *topv;           /* (HF, k): cached top-k values; owns the block */
-    double *tops;             /* (HF, k): their scores */
-    uint32_t *head;           /* (HF): first entry of each list */
-    uint8_t *topn;            /* (HF): places filled */
+    uint8_t n_rows, row_cap;
     uint64_t dirty[2];        /* bit hf: the cached top-k of hf is stale */
+    unsigned char *blk;       /* the block; owned; starts with cidx */
+    ic__clk_row *rows;        /* into blk */
+    ic__clk_entry *ent;       /* into blk */
+    uint32_t *slot;           /* into blk; slot_cap a power of 2 */
+    ic__clk_rec *rec;         /* into blk */
 } ic__clk_user;
+_Static_assert(sizeof(ic__clk_user) == 128, "a user header is two cache lines");
 
 struct ic_clock_store {
     ic_config cfg;            /* copy of the creating configuration */
     int F, k;                 /* clock fields, top-k */
+    size_t row_bytes;         /* ic__clk_row_bytes(k) */
     int64_t window;           /* W in seconds */
     double weight[IC_MAX_ACTIONS];
-    ic__clk_user *users;      /* dense, in no particular order */
+    ic__clk_user *users;      /* dense, in no particular order; 64-byte aligned */
     size_t n_users, users_cap;
     uint32_t *utab;           /* open addressing id -> user index + 1 */
     size_t utab_cap;          /* a power of 2 */
@@ -72,14 +90,24 @@ struct ic_clock_store {
     size_t sweep;             /* round-robin cursor of the expiry sweep */
 };
 
+/* Bytes of one row for top-k k: the fixed part, k values, k scores. */
+static inline size_t ic__clk_row_bytes(int k) { return sizeof(ic__clk_row) + 16 * (size_t)k; }
+
+/* Prefetch hints, in two stages (see ic_clock_prefetch). */
+void ic__clock_prefetch_user(const ic_clock_store *s, uint64_t user);
+void ic__clock_prefetch_block(const ic_clock_store *s, const ic_event *ev);
+
 /* The user with id, or NULL. */
 ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id);
 /* Adds a user with no records (id must be new); returns it. */
 ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id);
-/* Entry index of (hf, value) in u, created with no records if new. */
+/* Entry index of (hf, value) in u, created with no records if new. May
+ * move u's block (u->ent and the other block pointers change). */
 uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, uint64_t value);
-/* Appends a record (ts must be >= the last record's). */
-void ic__clock_rec_push(ic__clk_user *u, int64_t ts, float delta, uint32_t ref);
+/* Appends a record (ts must be >= the last record's). May move u's block. */
+void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, uint32_t ref);
+/* The time of u's record i (start <= i < end). */
+static inline int64_t ic__clock_rec_ts(const ic__clk_user *u, uint32_t i) { return u->base + u->rec[i].t; }
 
 /* The brute-force reference: the clock of user at t computed from scratch
  * from events[0..n) (any order; events at or after t are ignored), with the

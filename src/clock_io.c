@@ -53,7 +53,8 @@ static void write_user(ic_bwriter *w, const ic__clk_user *u)
         ic__bw_write(w, &u->ent[e].hf, 2);
     }
     for (uint32_t i = u->start; i < u->end; i++) {
-        ic__bw_write(w, &u->rec[i].ts, 8);
+        int64_t ts = ic__clock_rec_ts(u, i);
+        ic__bw_write(w, &ts, 8);
         ic__bw_write(w, &u->rec[i].delta, 4);
         ic__bw_write(w, &u->rec[i].ref, 4);
     }
@@ -157,7 +158,10 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, i
         ic__br_read(r, &delta, 4, err);
         ic__br_read(r, &ref, 4, err);
         uint32_t e = ref & ~IC__CLK_FIRST;
-        if (ts > s->last_ts || (u->end > 0 && ts < u->rec[u->end - 1].ts))
+        /* A user's records span at most W + 2 days: it is pruned before each
+         * of its events is recorded. */
+        if (ts > s->last_ts || (u->end > u->start && (ts < ic__clock_rec_ts(u, u->end - 1) ||
+                                                      (uint64_t)ts - (uint64_t)u->oldest > (uint64_t)s->window + 2 * 86400)))
             return corrupt(r, err, "record time out of order or range", id);
         if (!isfinite(delta) || (e != IC__CLK_NONE && e >= n_ent))
             return corrupt(r, err, "bad record", id);
@@ -165,7 +169,7 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, i
             e = (*remap)[e];
             if (u->ent[e].refs++ == 0) u->n_dead--;
         }
-        ic__clock_rec_push(u, ts, delta, e | (ref & IC__CLK_FIRST));
+        ic__clock_rec_push(s, u, ts, delta, e | (ref & IC__CLK_FIRST));
     }
     return IC_OK;
 }

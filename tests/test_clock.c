@@ -1,8 +1,9 @@
 /* test_clock.c: the Interest Clock store against its brute-force reference
  * (random logs, both refresh modes, many query times), hand-made boundary
  * cases (window edge, same-second events, local days across UTC midnight),
- * memory reclamation of inactive users, and save/load including damaged
- * files. Scores are sums of small integers times dyadic weights (1, -1,
+ * memory reclamation of inactive users and steady-state memory, a user
+ * active for longer than 32-bit record times reach, the prefetch hint, and
+ * save/load including damaged files. Scores are sums of small integers times dyadic weights (1, -1,
  * 0.5, 2, -0.25), exact in float and double, so views must be equal bit for
  * bit. */
 #include <setjmp.h>
@@ -365,6 +366,116 @@ static void test_inactive_users_forgotten(void **state)
     ic_clock_free(NULL);
 }
 
+/* A heavy user in steady state: memory follows the records of the last W + 2
+ * days and stops growing once the window is full. */
+static void test_memory_steady_state(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    const int64_t T = 1700000000;
+    size_t at45 = 0;
+    ic_clock_view v;
+    for (int i = 0; i < 90 * 144; i++) { /* every 10 minutes for 90 days */
+        ic_event e = simple_event(T + i * 600, 0, 42, 11 + i % 7, 21 + i % 3, 31);
+        ic_clock_query(s, 42, e.ts, 0, &v);
+        assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+        if (i == 45 * 144) at45 = ic_clock_bytes(s);
+    }
+    size_t at90 = ic_clock_bytes(s);
+    /* 32 days of 3 records of 12 bytes, ring at most 4x its content. */
+    assert_true(at90 < 32 * 144 * 3 * 12 * 4 + 64 * 1024);
+    assert_true(at90 <= at45 + at45 / 2);
+    ic_clock_free(s);
+}
+
+/* A user active without a break for longer than 2^32 seconds: record times
+ * are 32-bit offsets from a per-user base, which must move (rebase) without
+ * changing any result, also through save and load. Window 1 day, an event
+ * every 2 days (so the user's records never all expire), about 140 years. */
+static void test_time_base_moves(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 1, 3, IC_REFRESH_REALTIME);
+    ic_clock_store *s, *s2;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    const size_t n = 25600; /* 25600 * 2 days > 2^32 s */
+    ic_event *log = calloc(n, sizeof *log);
+    const int64_t T = 1600000000;
+    for (size_t i = 0; i < n; i++) log[i] = simple_event(T + (int64_t)i * 2 * DAY + (int64_t)(i % 24) * 3600, 0, 9, 11 + i % 5, 21, 31);
+    long places = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* The reference over the last few events only (the window is 1 day). */
+        size_t from = i > 4 ? i - 4 : 0;
+        int check = i % 97 == 0 || i + 3 >= n;
+        if (check) places += check_query(s, &cfg, log + from, i + 1 - from, 9, log[i].ts, 0);
+        assert_int_equal(ic_clock_apply(s, &log[i], &err), IC_OK);
+        /* Half a day later: sees this event (3 places). */
+        if (check) places += check_query(s, &cfg, log + from, i + 1 - from, 9, log[i].ts + DAY / 2, 0);
+    }
+    assert_true(places > 300);
+    /* The base moved: the last record's time is more than 2^32 s after the
+     * first event. */
+    ic__clk_user *u = ic__clock_user_find(s, 9);
+    assert_non_null(u);
+    assert_true(u->base > T);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/ic_test_clock_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(ic_clock_save(s, path, &err), IC_OK);
+    assert_int_equal(ic_clock_load(&s2, path, &cfg, &err), IC_OK);
+    ic_clock_view v1, v2;
+    int64_t t = log[n - 1].ts + 1;
+    assert_int_equal(ic_clock_query(s, 9, t, 0, &v1), 1);
+    assert_int_equal(ic_clock_query(s2, 9, t, 0, &v2), 1);
+    assert_true(views_equal(&v1, &v2, "rebased, after load"));
+    places = check_query(s2, &cfg, log + n - 4, 4, 9, t, 0);
+    assert_true(places > 0);
+    ic_clock_free(s);
+    ic_clock_free(s2);
+    unlink(path);
+    free(log);
+}
+
+/* The prefetch hint never changes a result: a replay in chunks with the
+ * hint before every query, checked against the reference. */
+static void test_prefetch_hint(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 2, 3, IC_REFRESH_REALTIME);
+    rlog L = random_log(31, 3000, 12, 0, 2);
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    long places = 0;
+    const size_t chunk = 37;
+    for (size_t off = 0; off < L.n; off += chunk) {
+        size_t m = L.n - off < chunk ? L.n - off : chunk;
+        for (size_t i = 0; i < m; i++) {
+            const ic_event *e = &L.ev[off + i];
+            ic_clock_prefetch(s, L.ev + off, m, i);
+            places += check_query(s, &cfg, L.ev, L.n, e->user, e->ts, e->tz_min);
+            assert_int_equal(ic_clock_apply(s, e, &err), IC_OK);
+        }
+    }
+    /* Unknown users and an empty store are fine too. */
+    ic_clock_store *empty;
+    assert_int_equal(ic_clock_create(&empty, &cfg, &err), IC_OK);
+    for (size_t i = 0; i < 10; i++) ic_clock_prefetch(empty, L.ev, 10, i);
+    ic_clock_free(empty);
+    assert_true(places > 5000);
+    ic_clock_free(s);
+    free(L.ev);
+}
+
 /* ---- save and load ------------------------------------------------------------ */
 
 static void tmp_path(char *path, size_t cap)
@@ -617,6 +728,9 @@ int main(void)
         cmocka_unit_test(test_property_default_weights),
         cmocka_unit_test(test_property_other_shapes),
         cmocka_unit_test(test_inactive_users_forgotten),
+        cmocka_unit_test(test_memory_steady_state),
+        cmocka_unit_test(test_time_base_moves),
+        cmocka_unit_test(test_prefetch_hint),
         cmocka_unit_test(test_save_load_roundtrip),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_consistent_checksum_fuzz),
