@@ -783,6 +783,9 @@ int main(int argc, char **argv)
     parse(argc, argv, &a);
     ic_config cfg;
     ic_config_default(&cfg);
+    /* The performance issue's reference configuration: the defaults without
+     * the history block (tools/reference/torch_bench.py mirrors exactly this). */
+    cfg.history = 0;
     openblas_set_num_threads(1);
     machine_line();
     char logpath[1024];

@@ -60,6 +60,7 @@ void ic_config_default(ic_config *cfg)
     cfg->clock = IC_CLOCK_GAUSSIAN;
     cfg->clock_sigma = 1.0f;
     cfg->clock_pool = IC_POOL_MEAN;
+    cfg->history = 1; /* see docs/EXPERIMENTS.md: the baseline sees the time-blind history too */
     cfg->dim = 16;
     cfg->cross_layers = 3;
     cfg->cross_rank = 0;
