@@ -68,6 +68,7 @@ static void small_config(ic_config *cfg)
     cfg->mlp[1] = 6;
     cfg->batch = 8;
     cfg->seed = 7;
+    cfg->history = 0; /* on by default; the tests that cover it turn it on */
 }
 
 /* B samples: users 1..5, items 100.., field f values 1000(f+1)+i, field 1
