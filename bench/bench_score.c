@@ -9,14 +9,16 @@
  * (one pass, APPLY | TRAIN), then checks the fast path: the request's
  * predictions must equal the engine's predictions for the same samples
  * (ic_engine_step with IC_STEP_PREDICT, which builds a sample per event
- * and predicts in batch-sized chunks); exits 1 if they differ by more
- * than 1e-6.
+ * and predicts in batch-sized chunks), and those of the model's plain
+ * reference path (ic__model_set_reference: no sharing between the
+ * candidates); exits 1 if either differs by more than 1e-6, or if the
+ * request did not take the shared path of a ranking request (model.c).
  *
  * Deliberately not here: HTTP and JSON (the server's own benchmark,
  * bench/bench_serve.sh), candidate retrieval (candidates are items of the
  * log with their attributes, prepared once).
  * Usage: bench_score [--users N] [--days N] [--requests N] */
-#include "internal.h"
+#include "model.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -135,23 +137,36 @@ static void request(world *w, int u, int n, ic_event *ev, ic_sample *s, ic_clock
     ic_model_predict(ic_engine_model(w->e), s, n, probs);
 }
 
-/* The engine's own predictions for the same candidates must match. */
+/* The engine's own predictions for the same candidates must match, and
+ * so must the plain path's (the model's reference: every candidate
+ * computed in full); the request must take the shared path. */
 static int check(world *w, int n, ic_event *ev, ic_sample *s, ic_clock_view *view, float *probs)
 {
     ic_error err;
-    int T = w->cfg.n_tasks;
+    int T = w->cfg.n_tasks, shared = 1;
+    ic_model *m = ic_engine_model(w->e);
     float *ref = ic__xmalloc((size_t)n * T * sizeof *ref);
-    double worst = 0;
+    double worst = 0, worst_plain = 0;
     for (int u = 0; u < w->n_user && u < 20; u++) {
         request(w, u, n, ev, s, view, probs);
+        shared &= ic__model_last_shared(m);
         IC_ASSERT(ic_engine_step(w->e, ev, n, IC_STEP_PREDICT, ref, NULL, &err) == IC_OK);
         for (int i = 0; i < n * T; i++) worst = fmax(worst, fabs((double)probs[i] - ref[i]));
+        ic__model_set_reference(m, 1);
+        ic_model_predict(m, s, n, ref);
+        ic__model_set_reference(m, 0);
+        for (int i = 0; i < n * T; i++)
+            worst_plain = fmax(worst_plain, fabs((double)probs[i] - ref[i]));
     }
     free(ref);
     printf("{\"bench\":\"score_check\",\"candidates\":%d,\"users\":%d,"
-           "\"max_abs_diff_vs_engine\":%.3g}\n", n, w->n_user < 20 ? w->n_user : 20, worst);
+           "\"max_abs_diff_vs_engine\":%.3g,\"max_abs_diff_vs_plain\":%.3g,\"shared_path\":%d}\n",
+           n, w->n_user < 20 ? w->n_user : 20, worst, worst_plain, shared);
     if (worst > 1e-6) fprintf(stderr, "bench_score: predictions differ from the engine's\n");
-    return worst <= 1e-6;
+    if (worst_plain > 1e-6)
+        fprintf(stderr, "bench_score: predictions differ from the plain path's\n");
+    if (!shared) fprintf(stderr, "bench_score: a request did not take the shared path\n");
+    return worst <= 1e-6 && worst_plain <= 1e-6 && shared;
 }
 
 static void timed(world *w, int n, int reqs, ic_event *ev, ic_sample *s, ic_clock_view *view,

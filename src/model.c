@@ -2,9 +2,11 @@
  * plan over the embedding tables, runs the DCN-V2 network (nn.c) on one
  * thread or on two (data-parallel halves), applies the optimizers (Adam on
  * the dense block, Adagrad or Adam on the rows the batch touched), and
- * saves/loads everything needed to resume training bit-identically. The
- * fast planner and Adam keep plain reference paths for the tests
- * (ic__model_set_reference).
+ * saves/loads everything needed to resume training bit-identically. A
+ * prediction whose samples share user, time and clock (a ranking request)
+ * plans and computes the shared part of the network once. The fast
+ * planner, the shared prediction and Adam keep plain reference paths for
+ * the tests (ic__model_set_reference).
  *
  * Deliberately not here: the layers' math (nn_impl.h), building clocks
  * (clock.c), the training loop over a log (engine.c). See docs/MODEL.md. */
@@ -27,6 +29,7 @@ typedef struct {
     pthread_cond_t cv;
     int job, done;   /* under mu */
     ic__plan part;   /* a view of the model's plan */
+    const ic__share_f *share; /* ranking request: what the samples share, or NULL */
     ic__net_f net;
     float loss;
 } helper;
@@ -58,6 +61,11 @@ struct ic_model {
     uint8_t *g_t;            /* (cap_g) slot */
     int32_t *g_off;          /* (cap_goff) */
     size_t cap_g, cap_goff;
+    /* A ranking request (ic_model_predict): what its samples share. */
+    ic__share_cols sc;
+    ic__share_f share;       /* vectors in share_mem */
+    float *share_mem;        /* (ic__share_size_f) */
+    int last_shared;         /* the last prediction took the shared path */
     int ref;                 /* 1: the plain reference paths (tests) */
     helper *hp;              /* NULL: one thread */
     ic_rng rng;
@@ -120,6 +128,8 @@ ic_status ic_model_create(ic_model **out, const ic_config *cfg, ic_error *err)
     m->adam_v = m->opt_mem + sh.n_params;
     m->n_tab = 2 + sh.F;
     for (int t = 0; t < m->n_tab; t++) ic__emb_init(&m->tab[t], sh.d, cfg->emb_optim);
+    m->share_mem = ic__xalloc_aligned(ic__share_size_f(&m->sh) * sizeof(float));
+    ic__share_init_f(&m->share, m->share_mem, &m->sh, &m->sc);
     init_params(m);
     *out = m;
     return IC_OK;
@@ -133,6 +143,7 @@ void ic_model_free(ic_model *m)
     helper_stop(m);
     ic__net_free_f(&m->net);
     free(m->opt_mem);
+    free(m->share_mem);
     for (int t = 0; t < m->n_tab; t++) ic__emb_free(&m->tab[t]);
     ic__plan_free(&m->plan);
     free(m->u_seg);
@@ -290,28 +301,35 @@ static void plan_slots(ic_model *m, const ic_sample *s, int b, int train)
         plan_slot_segment(m, b, sh->NC + c, m->rec + off[c], off[c + 1] - off[c], 0, IC_HOURS);
 }
 
+/* The entries of event segment g of sample b: g = 0 the user, 1 the item,
+ * 2 + f field f (the mean of its values; tables are numbered the same). */
+static void plan_event_segment(ic_model *m, const ic_event *ev, int b, int g, int train)
+{
+    ic__plan *pl = &m->plan;
+    int u;
+    pl->seg_off[b * m->sh.NS + g] = pl->E;
+    if (g < 2) {
+        if ((u = plan_row(m, g, g == IC__TAB_USER ? ev->user : ev->item, train)) >= 0)
+            add_entry(pl, u, 1);
+        return;
+    }
+    int f = g - 2, n = 0;
+    for (int i = ev->voff[f]; i < ev->voff[f + 1]; i++) n += ev->val[i] != 0;
+    for (int i = ev->voff[f]; i < ev->voff[f + 1]; i++)
+        if ((u = plan_row(m, g, ev->val[i], train)) >= 0) add_entry(pl, u, 1.0f / n);
+}
+
 static void plan_sample(ic_model *m, const ic_sample *s, int b, int train, int labels)
 {
     ic__plan *pl = &m->plan;
     const ic_event *ev = s->ev;
     const ic__shape *sh = &m->sh;
-    int NS = sh->NS, u;
     pl->hour[b] = ic_local_hour(ev->ts, ev->tz_min);
     pl->dow[b] = ic_local_dow(ev->ts, ev->tz_min);
     pl->hfrac[b] = ic_local_hour_frac(ev->ts, ev->tz_min);
     if (labels)
         for (int t = 0; t < sh->T; t++) pl->label[b * sh->T + t] = ev->label[t];
-    pl->seg_off[b * NS] = pl->E;
-    if ((u = plan_row(m, IC__TAB_USER, ev->user, train)) >= 0) add_entry(pl, u, 1);
-    pl->seg_off[b * NS + 1] = pl->E;
-    if ((u = plan_row(m, IC__TAB_ITEM, ev->item, train)) >= 0) add_entry(pl, u, 1);
-    for (int f = 0; f < sh->F; f++) {
-        pl->seg_off[b * NS + 2 + f] = pl->E;
-        int n = 0;
-        for (int i = ev->voff[f]; i < ev->voff[f + 1]; i++) n += ev->val[i] != 0;
-        for (int i = ev->voff[f]; i < ev->voff[f + 1]; i++)
-            if ((u = plan_row(m, 2 + f, ev->val[i], train)) >= 0) add_entry(pl, u, 1.0f / n);
-    }
+    for (int g = 0; g < 2 + sh->F; g++) plan_event_segment(m, ev, b, g, train);
     if (sh->NQ) plan_slots(m, s, b, train);
 }
 
@@ -408,13 +426,10 @@ static void gathered_bounds(const ic_model *m, const ic_sample *s, int B, size_t
     *O = (int)o;
 }
 
-void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int labels)
+/* Room for a plan of B samples, E entries, O occurrences, and an empty
+ * plan of B samples. */
+static void plan_start(ic_model *m, int B, int E, int O)
 {
-    int E, O;
-    if (m->ref || !m->sh.NQ)
-        plan_bounds(m, s, B, &E, &O);
-    else
-        gathered_bounds(m, s, B, gather_clock(m, s, B), &E, &O);
     ic__plan *pl = &m->plan;
     ic__plan_reserve(pl, &m->sh, B, E, O);
     ic__net_reserve_f(&m->net, B, E);
@@ -425,6 +440,17 @@ void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int
     }
     pl->B = B;
     pl->E = pl->U = pl->O = 0;
+}
+
+void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int labels)
+{
+    int E, O;
+    if (m->ref || !m->sh.NQ)
+        plan_bounds(m, s, B, &E, &O);
+    else
+        gathered_bounds(m, s, B, gather_clock(m, s, B), &E, &O);
+    plan_start(m, B, E, O);
+    ic__plan *pl = &m->plan;
     enum { AHEAD = 16 };
     int scores = m->cfg.clock_pool == IC_POOL_SCORE;
     for (int b = 0; b < B; b++) {
@@ -437,7 +463,119 @@ void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int
     IC_ASSERT(pl->E <= E && pl->O <= O);
 }
 
+/* ---- ranking requests: samples that share user, time and clock ------------------ */
+
+/* 1 when views a and b hold the same values in every slot the model reads
+ * (all 24, or slot `hour` alone for a naive clock without history), and
+ * the same scores where score pooling reads them. Compares only filled
+ * places (the rest are unwritten). */
+static int same_view(const ic_model *m, const ic_clock_view *a, const ic_clock_view *b, int hour)
+{
+    if (a == b) return 1;
+    if (!a || !b) return 0;
+    int nc = m->cfg.n_clock, scores = m->cfg.clock_pool == IC_POOL_SCORE, t0 = 0, t1 = IC_HOURS;
+    if (!m->sh.NH && m->sh.clock == IC_CLOCK_NAIVE) t1 = (t0 = hour) + 1;
+    for (int t = t0; t < t1; t++)
+        for (int c = 0; c < nc; c++) {
+            if (a->n[t][c] != b->n[t][c]) return 0;
+            size_t n = a->n[t][c] < IC_MAX_TOPK ? a->n[t][c] : IC_MAX_TOPK;
+            if (memcmp(a->value[t][c], b->value[t][c], n * sizeof a->value[t][c][0])) return 0;
+            if (scores && memcmp(a->score[t][c], b->score[t][c], n * sizeof a->score[t][c][0]))
+                return 0;
+        }
+    return 1;
+}
+
+/* 1 when event segment g (0 user, 1 item, 2 + f field f) of a and b holds
+ * the same values in the same order (so it pools to the same vector). */
+static int same_segment(const ic_event *a, const ic_event *b, int g)
+{
+    if (g < 2) return g == IC__TAB_USER ? a->user == b->user : a->item == b->item;
+    int f = g - 2, n = a->voff[f + 1] - a->voff[f];
+    return n == b->voff[f + 1] - b->voff[f] &&
+           !memcmp(a->val + a->voff[f], b->val + b->voff[f], n * sizeof a->val[0]);
+}
+
+/* Whether s[0..B) is a ranking request: one user, one local time (hour,
+ * day, and the fractional hour where a continuous Gaussian clock reads
+ * it) and one clock (the same view, or equal content) in every sample.
+ * Then fills sc: the time encoding and the slot-pooled segments are
+ * shared; so is every item or field segment equal in all samples (a
+ * context field usually is; it is checked, not assumed from its role);
+ * the rest are the runs of x0 columns that differ. Returns 0 otherwise
+ * (sc unspecified). Cost: a few compares per sample. */
+static int find_shared(const ic_model *m, const ic_sample *s, int B, ic__share_cols *sc)
+{
+    const ic__shape *sh = &m->sh;
+    const ic_event *e0 = s[0].ev;
+    int NF = 2 + sh->F, h0 = ic_local_hour(e0->ts, e0->tz_min);
+    int dow0 = ic_local_dow(e0->ts, e0->tz_min);
+    int hf_read = sh->NC && sh->clock == IC_CLOCK_GAUSSIAN && sh->continuous;
+    double hf0 = ic_local_hour_frac(e0->ts, e0->tz_min);
+    for (int g = 0; g < sh->NS; g++) sc->seg[g] = 1;
+    for (int b = 1; b < B; b++) {
+        const ic_event *e = s[b].ev;
+        if (e->user != e0->user) return 0;
+        if (e->ts != e0->ts || e->tz_min != e0->tz_min) {
+            if (ic_local_hour(e->ts, e->tz_min) != h0 || ic_local_dow(e->ts, e->tz_min) != dow0)
+                return 0;
+            if (hf_read && ic_local_hour_frac(e->ts, e->tz_min) != hf0) return 0;
+        }
+        if (sh->NQ && !same_view(m, s[0].clock, s[b].clock, h0)) return 0;
+        for (int g = 1; g < NF; g++)
+            if (sc->seg[g] && !same_segment(e0, e, g)) sc->seg[g] = 0;
+    }
+    sc->n_run = 0;
+    for (int g = 1; g < NF; g++) {
+        if (sc->seg[g]) continue;
+        int c0 = sh->seg_x[g], *r = sc->run + 2 * sc->n_run;
+        if (sc->n_run && r[-1] == c0) {
+            r[-1] = c0 + sh->d; /* adjacent: extend the last run */
+        } else {
+            r[0] = c0;
+            r[1] = c0 + sh->d;
+            sc->n_run++;
+        }
+    }
+    return 1;
+}
+
+/* The plan of a ranking request (find_shared, m->sc): sample 0 in full,
+ * the others only in their segments that differ; their shared segments
+ * and clock occurrences stay empty (ic__net_forward_shared takes those
+ * columns from sample 0), so the clock is read and looked up once.
+ * Prediction only (unseen ids are not added). */
+static void plan_shared(ic_model *m, const ic_sample *s, int B)
+{
+    const ic__shape *sh = &m->sh;
+    int E, O, NS = sh->NS, NF = 2 + sh->F;
+    gathered_bounds(m, s, B, sh->NQ ? gather_clock(m, s, 1) : 0, &E, &O);
+    plan_start(m, B, E, O);
+    ic__plan *pl = &m->plan;
+    plan_sample(m, &s[0], 0, 0, 0);
+    for (int b = 1; b < B; b++) {
+        pl->hour[b] = pl->hour[0];
+        pl->dow[b] = pl->dow[0];
+        pl->hfrac[b] = pl->hfrac[0];
+        for (int g = 0; g < NF; g++) {
+            if (m->sc.seg[g])
+                pl->seg_off[b * NS + g] = pl->E;
+            else
+                plan_event_segment(m, s[b].ev, b, g, 0);
+        }
+        for (int q = 0; q < sh->NQ; q++) {
+            pl->seg_off[b * NS + NF + q] = pl->E;
+            pl->occ_off[b * sh->NQ + q] = pl->O;
+        }
+    }
+    pl->seg_off[B * NS] = pl->E;
+    pl->occ_off[B * sh->NQ] = pl->O;
+    IC_ASSERT(pl->E <= E && pl->O <= O);
+}
+
 void ic__model_set_reference(ic_model *m, int on) { m->ref = on; }
+
+int ic__model_last_shared(const ic_model *m) { return m->last_shared; }
 
 void ic__model_plan_end(ic_model *m)
 {
@@ -452,8 +590,9 @@ void ic__model_plan_end(ic_model *m)
 
 /* Forward (and, in training, zeroed gradients and the backward) of plan pl
  * on net n; returns the loss (a part's share when pl is a part). */
-static float run_part(ic__net_f *n, const ic__plan *pl, int train)
+static float run_part(ic__net_f *n, const ic__plan *pl, int train, const ic__share_f *share)
 {
+    if (share) return ic__net_forward_shared_f(n, pl, share);
     if (!train) return ic__net_forward_f(n, pl);
     ic__net_zero_grad_f(n);
     float loss = ic__net_forward_f(n, pl);
@@ -470,7 +609,7 @@ static void *helper_main(void *arg)
         if (h->job == JOB_QUIT) break;
         int train = h->job == JOB_TRAIN;
         pthread_mutex_unlock(&h->mu);
-        h->loss = run_part(&h->net, &h->part, train);
+        h->loss = run_part(&h->net, &h->part, train, h->share);
         pthread_mutex_lock(&h->mu);
         h->job = JOB_NONE;
         h->done = 1;
@@ -525,15 +664,17 @@ static void add_to(float *restrict dst, const float *restrict src, size_t n)
 
 /* Runs the planned batch: forward, and in training the backward with the
  * gradients in m->net (gmem, and dR for the batch's rows); probs in
- * m->net.probs. With a helper, samples [0, b0) run here and [b0, B) on
- * the helper, then its gradients are added to these: always the same
- * split and the same order of sums, so the result is deterministic. */
-static float run_batch(ic_model *m, int train)
+ * m->net.probs. share (prediction only): the batch's shared parts, already
+ * prepared. With a helper, samples [0, b0) run here and [b0, B) on the
+ * helper, then its gradients are added to these: always the same split
+ * and the same order of sums, so the result is deterministic. */
+static float run_batch(ic_model *m, int train, const ic__share_f *share)
 {
     ic__plan *pl = &m->plan;
     helper *h = m->hp;
     int B = pl->B, b0 = (B + 1) / 2, T = m->sh.T;
-    if (!h || B < 2) return run_part(&m->net, pl, train);
+    IC_ASSERT(!train || !share);
+    if (!h || B < 2) return run_part(&m->net, pl, train, share);
     ic__net_reserve_f(&h->net, B - b0, pl->E);
     ic__net_bind_f(&h->net, m->net.pmem, m->net.R);
     ic__plan first;
@@ -541,10 +682,11 @@ static float run_batch(ic_model *m, int train)
     ic__plan_part(&h->part, pl, &m->sh, b0, B);
     pthread_mutex_lock(&h->mu);
     h->done = 0;
+    h->share = share;
     h->job = train ? JOB_TRAIN : JOB_PREDICT;
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
-    float loss = run_part(&m->net, &first, train);
+    float loss = run_part(&m->net, &first, train, share);
     pthread_mutex_lock(&h->mu);
     while (!h->done) pthread_cond_wait(&h->cv, &h->mu);
     pthread_mutex_unlock(&h->mu);
@@ -559,10 +701,19 @@ static float run_batch(ic_model *m, int train)
 void ic_model_predict(ic_model *m, const ic_sample *s, int B, float *probs)
 {
     if (B <= 0) return;
-    ic__model_plan_begin(m, s, B, 0, 0);
+    /* A ranking request (one user, time and clock; many items) computes
+     * what its samples share once; anything else takes the plain path,
+     * which is also the reference of the shared one. */
+    int shared = !m->ref && B >= 2 && find_shared(m, s, B, &m->sc);
+    if (shared)
+        plan_shared(m, s, B);
+    else
+        ic__model_plan_begin(m, s, B, 0, 0);
     float *label = m->plan.label;
     m->plan.label = NULL; /* no loss */
-    run_batch(m, 0);
+    if (shared) ic__net_share_prepare_f(&m->net, &m->plan, &m->share);
+    run_batch(m, 0, shared ? &m->share : NULL);
+    m->last_shared = shared;
     m->plan.label = label;
     memcpy(probs, m->net.probs, (size_t)B * m->sh.T * sizeof(float));
     ic__model_plan_end(m);
@@ -591,7 +742,7 @@ float ic_model_train_step(ic_model *m, const ic_sample *s, int B, float *probs)
 {
     if (B <= 0) return 0;
     ic__model_plan_begin(m, s, B, 1, 1);
-    float loss = run_batch(m, 1);
+    float loss = run_batch(m, 1, NULL);
     if (probs) memcpy(probs, m->net.probs, (size_t)B * m->sh.T * sizeof(float));
     const ic_config *c = &m->cfg;
     m->step++;

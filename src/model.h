@@ -76,5 +76,9 @@ void ic__model_plan_end(ic_model *m);
  * ones (the single-pass plan over the clock views, ...), for the tests
  * that compare the two. Results must agree to float rounding. */
 void ic__model_set_reference(ic_model *m, int on);
+/* 1 when the model's last ic_model_predict took the shared path of a
+ * ranking request (one user, time and clock for every sample; model.c's
+ * find_shared), 0 when it took the plain path. For the tests. */
+int ic__model_last_shared(const ic_model *m);
 
 #endif

@@ -175,18 +175,22 @@ double ic__clock_delta(int t, int h, double hf, int continuous)
 #define real float
 #define IC_T(name) name##_f
 #define IC_GEMM cblas_sgemm
+#define IC_GEMV cblas_sgemv
 #include "nn_impl.h"
 #undef real
 #undef IC_T
 #undef IC_GEMM
+#undef IC_GEMV
 
 #define real double
 #define IC_T(name) name##_d
 #define IC_GEMM cblas_dgemm
+#define IC_GEMV cblas_dgemv
 #include "nn_impl.h"
 #undef real
 #undef IC_T
 #undef IC_GEMM
+#undef IC_GEMV
 
 void ic__net_to_double(ic__net_d *dst, const ic__net_f *src, int U)
 {

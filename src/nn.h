@@ -101,6 +101,20 @@ typedef struct {
     int64_t *u_row;     /* (U) row in that table */
 } ic__plan;
 
+/* A batch whose samples share part of x0 (a ranking request: one user, one
+ * time, one clock view, many candidate items), for ic__net_forward_shared.
+ * seg[s] = 1 marks embedding segment s (nn.h's numbering: user, item,
+ * fields, then the slot-pooled ones) as equal in every sample; the time
+ * encoding (hour, day) is always shared. The columns of x0 that differ
+ * between samples are the runs [run[2i], run[2i+1]), i < n_run, ascending
+ * and not adjacent (merged). Built by model.c. */
+#define IC__MAX_SEGS (2 + IC_MAX_FIELDS + 2 * IC_MAX_CLOCK_FIELDS)
+typedef struct {
+    uint8_t seg[IC__MAX_SEGS];
+    int n_run;
+    int run[2 * (2 + IC_MAX_FIELDS)]; /* only user, item and field segments can differ */
+} ic__share_cols;
+
 /* Makes room for B samples, E entries, O occurrences (U <= E). Keeps
  * nothing: call before filling. Allocates only when a capacity grows. */
 void ic__plan_reserve(ic__plan *p, const ic__shape *sh, int B, int E, int O);

@@ -1,8 +1,9 @@
 /* nn_impl.h: the body of the network, written once over `real`. nn.c
- * includes it twice: real = float with IC_GEMM = cblas_sgemm (the
- * production path) and real = double with cblas_dgemm (for the gradient
- * checks). Math functions come from <tgmath.h>, so exp() is expf() for
- * float. No include guard on purpose. See nn.h for the dimension letters. */
+ * includes it twice: real = float with IC_GEMM = cblas_sgemm, IC_GEMV =
+ * cblas_sgemv (the production path) and real = double with cblas_dgemm,
+ * cblas_dgemv (for the gradient checks). Math functions come from
+ * <tgmath.h>, so exp() is expf() for float. No include guard on purpose.
+ * See nn.h for the dimension letters. */
 
 /* ---- linear, ReLU ---------------------------------------------------------- */
 
@@ -36,17 +37,41 @@ void IC_T(ic__linear_backward)(real *dinp, real *dw, real *dbias, const real *do
     if (dbias) IC_T(colsum_add)(dbias, dout, B, OC);
 }
 
+/* The elementwise loops below run in blocks of IC__VB with a fixed-count
+ * inner loop: GCC 12 at -O2 (its "very cheap" vectorizer cost model)
+ * leaves a plain loop of unknown length scalar, but vectorizes these. */
+#ifndef IC__VB
+#define IC__VB 16
+#endif
+
 void IC_T(ic__relu_forward)(real *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+    size_t i = 0;
+    for (; i + IC__VB <= n; i += IC__VB)
+        for (int j = 0; j < IC__VB; j++) x[i + j] = x[i + j] > 0 ? x[i + j] : 0;
+    for (; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
 }
 
-void IC_T(ic__relu_backward)(real *d, const real *out, size_t n)
+void IC_T(ic__relu_backward)(real *restrict d, const real *restrict out, size_t n)
 {
-    for (size_t i = 0; i < n; i++) d[i] = out[i] > 0 ? d[i] : 0;
+    size_t i = 0;
+    for (; i + IC__VB <= n; i += IC__VB)
+        for (int j = 0; j < IC__VB; j++) d[i + j] = out[i + j] > 0 ? d[i + j] : 0;
+    for (; i < n; i++) d[i] = out[i] > 0 ? d[i] : 0;
 }
 
 /* ---- cross layer ------------------------------------------------------------ */
+
+/* xn (n) = x0 * z + x, the cross layer's elementwise part (xn is a
+ * separate array). */
+static void IC_T(cross_mix)(real *restrict xn, const real *z, const real *x0, const real *x,
+                            size_t n)
+{
+    size_t i = 0;
+    for (; i + IC__VB <= n; i += IC__VB)
+        for (int j = 0; j < IC__VB; j++) xn[i + j] = x0[i + j] * z[i + j] + x[i + j];
+    for (; i < n; i++) xn[i] = x0[i] * z[i] + x[i];
+}
 
 void IC_T(ic__cross_forward)(real *xn, real *z, real *h, const real *x0, const real *x,
                              const real *w, const real *u, const real *v, const real *b,
@@ -58,8 +83,7 @@ void IC_T(ic__cross_forward)(real *xn, real *z, real *h, const real *x0, const r
         IC_T(ic__linear_forward)(h, x, v, NULL, B, D, r);
         IC_T(ic__linear_forward)(z, h, u, b, B, r, D);
     }
-    size_t n = (size_t)B * D;
-    for (size_t i = 0; i < n; i++) xn[i] = x0[i] * z[i] + x[i];
+    IC_T(cross_mix)(xn, z, x0, x, (size_t)B * D);
 }
 
 void IC_T(ic__cross_backward)(real *dx, real *dx0, real *dz, real *dh, real *dw, real *du,
@@ -364,30 +388,34 @@ void IC_T(ic__net_bind)(IC_T(ic__net) *n, real *pmem, real *R)
     n->R = R;
 }
 
-/* x0 (B, D) from the rows, the time tables and the clock. */
-static void IC_T(embed_forward)(IC_T(ic__net) *n, const ic__plan *pl)
+/* Row x (D) of x0: sample b's segments pooled from the rows (entry weights
+ * into n->ew, clock weights into n->cw row b), and its time encoding. */
+static void IC_T(embed_one)(IC_T(ic__net) *n, const ic__plan *pl, int b, real *x)
 {
     const ic__shape *sh = n->sh;
     int d = sh->d, NS = sh->NS, NF = 2 + sh->F;
-    for (int b = 0; b < pl->B; b++) {
-        real *x = n->x0 + (size_t)b * sh->D;
-        for (int e = pl->seg_off[b * NS]; e < pl->seg_off[b * NS + NF]; e++)
-            n->ew[e] = (real)pl->ent_w[e];
-        if (sh->NC) {
-            real *cw = n->cw + b * IC_HOURS;
-            IC_T(ic__clock_weights_forward)(cw, sh->clock, pl->hour[b], pl->hfrac[b],
-                                            sh->continuous, n->p.A, n->p.s, sh->sigma);
-            for (int c = 0; c < sh->NC; c++)
-                IC_T(ic__clock_entry_weights)(n->ew, pl, sh->NQ, NS, sh->F, b, c, cw);
-        }
-        for (int q = sh->NC; q < sh->NQ; q++)
-            IC_T(ic__history_entry_weights)(n->ew, pl, sh->NQ, NS, sh->F, b, q);
-        for (int s = 0; s < NS; s++)
-            IC_T(ic__pool_forward)(x + sh->seg_x[s], n->R, pl->ent_u, n->ew,
-                                   pl->seg_off[b * NS + s], pl->seg_off[b * NS + s + 1], d);
-        memcpy(x + sh->x_hour, n->p.hour + pl->hour[b] * d, d * sizeof(real));
-        memcpy(x + sh->x_dow, n->p.dow + pl->dow[b] * d, d * sizeof(real));
+    for (int e = pl->seg_off[b * NS]; e < pl->seg_off[b * NS + NF]; e++)
+        n->ew[e] = (real)pl->ent_w[e];
+    if (sh->NC) {
+        real *cw = n->cw + b * IC_HOURS;
+        IC_T(ic__clock_weights_forward)(cw, sh->clock, pl->hour[b], pl->hfrac[b], sh->continuous,
+                                        n->p.A, n->p.s, sh->sigma);
+        for (int c = 0; c < sh->NC; c++)
+            IC_T(ic__clock_entry_weights)(n->ew, pl, sh->NQ, NS, sh->F, b, c, cw);
     }
+    for (int q = sh->NC; q < sh->NQ; q++)
+        IC_T(ic__history_entry_weights)(n->ew, pl, sh->NQ, NS, sh->F, b, q);
+    for (int s = 0; s < NS; s++)
+        IC_T(ic__pool_forward)(x + sh->seg_x[s], n->R, pl->ent_u, n->ew, pl->seg_off[b * NS + s],
+                               pl->seg_off[b * NS + s + 1], d);
+    memcpy(x + sh->x_hour, n->p.hour + pl->hour[b] * d, d * sizeof(real));
+    memcpy(x + sh->x_dow, n->p.dow + pl->dow[b] * d, d * sizeof(real));
+}
+
+/* x0 (B, D) from the rows, the time tables and the clock. */
+static void IC_T(embed_forward)(IC_T(ic__net) *n, const ic__plan *pl)
+{
+    for (int b = 0; b < pl->B; b++) IC_T(embed_one)(n, pl, b, n->x0 + (size_t)b * n->sh->D);
 }
 
 static void IC_T(embed_backward)(IC_T(ic__net) *n, const ic__plan *pl)
@@ -421,23 +449,123 @@ static const real *IC_T(cross_out)(const IC_T(ic__net) *n, int B)
     return n->sh->L ? n->xs + (size_t)(n->sh->L - 1) * B * n->sh->D : n->x0;
 }
 
-real IC_T(ic__net_forward)(IC_T(ic__net) *n, const ic__plan *pl)
+/* ---- samples sharing part of x0 ---------------------------------------------------- */
+
+/* pre (OC) = bias (or 0) + w[:, shared] x[shared]: the product of the
+ * columns outside sc's runs, once (GEMVs over the gaps between runs).
+ * w (OC, C), x (C). */
+static void IC_T(shared_part)(real *pre, const real *x, const real *w, const real *bias, int C,
+                              int OC, const ic__share_cols *sc)
+{
+    if (bias)
+        memcpy(pre, bias, OC * sizeof(real));
+    else
+        memset(pre, 0, OC * sizeof(real));
+    int c = 0;
+    for (int i = 0; i <= sc->n_run; i++) {
+        int c1 = i < sc->n_run ? sc->run[2 * i] : C;
+        if (c1 > c)
+            IC_GEMV(CblasRowMajor, CblasNoTrans, OC, c1 - c, 1, w + c, C, x + c, 1, 1, pre, 1);
+        if (i < sc->n_run) c = sc->run[2 * i + 1];
+    }
+}
+
+/* out (B,OC) = pre + inp[:, runs] w[:, runs]^T: each row starts from the
+ * shared part pre (OC), and only the runs' columns are multiplied per
+ * row. inp (B,C), w (OC,C). */
+static void IC_T(linear_runs)(real *out, const real *inp, const real *w, const real *pre, int B,
+                              int C, int OC, const ic__share_cols *sc)
+{
+    for (int b = 0; b < B; b++) memcpy(out + (size_t)b * OC, pre, OC * sizeof(real));
+    for (int i = 0; i < sc->n_run; i++) {
+        int c0 = sc->run[2 * i], k = sc->run[2 * i + 1] - c0;
+        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, k, 1, inp + c0, C, w + c0, C, 1,
+                out, OC);
+    }
+}
+
+/* The width of ic__share's c0: D (full rank) or r (low rank). */
+static size_t IC_T(share_c0)(const ic__shape *sh)
+{
+    return (size_t)(sh->r > sh->D ? sh->r : sh->D);
+}
+
+size_t IC_T(ic__share_size)(const ic__shape *sh)
+{
+    return sh->D + IC_T(share_c0)(sh) + (sh->n_mlp ? sh->mlp[0] : 0);
+}
+
+void IC_T(ic__share_init)(IC_T(ic__share) *s, real *mem, const ic__shape *sh,
+                          const ic__share_cols *cols)
+{
+    s->cols = cols;
+    s->x0 = mem;
+    s->c0 = mem + sh->D;
+    s->m0 = mem + sh->D + IC_T(share_c0)(sh);
+}
+
+void IC_T(ic__net_share_prepare)(IC_T(ic__net) *n, const ic__plan *pl, IC_T(ic__share) *s)
+{
+    const ic__shape *sh = n->sh;
+    IC_ASSERT(pl->B >= 1 && pl->E <= n->Ecap);
+    IC_T(embed_one)(n, pl, 0, s->x0);
+    if (sh->L && sh->r == 0)
+        IC_T(shared_part)(s->c0, s->x0, n->p.cw[0], n->p.cb[0], sh->D, sh->D, s->cols);
+    else if (sh->L)
+        IC_T(shared_part)(s->c0, s->x0, n->p.cv[0], NULL, sh->D, sh->r, s->cols);
+    if (sh->n_mlp && sh->parallel)
+        IC_T(shared_part)(s->m0, s->x0, n->p.mw[0], n->p.mb[0], sh->D, sh->mlp[0], s->cols);
+}
+
+/* x0 (B, D): every row starts as s->x0; the segments that differ are
+ * pooled per sample (only user, item and field segments can). */
+static void IC_T(embed_shared)(IC_T(ic__net) *n, const ic__plan *pl, const IC_T(ic__share) *s)
+{
+    const ic__shape *sh = n->sh;
+    int d = sh->d, NS = sh->NS, NF = 2 + sh->F;
+    for (int b = 0; b < pl->B; b++) {
+        real *x = n->x0 + (size_t)b * sh->D;
+        memcpy(x, s->x0, sh->D * sizeof(real));
+        for (int g = 0; g < NF; g++) {
+            if (s->cols->seg[g]) continue;
+            int e0 = pl->seg_off[b * NS + g], e1 = pl->seg_off[b * NS + g + 1];
+            for (int e = e0; e < e1; e++) n->ew[e] = (real)pl->ent_w[e];
+            IC_T(ic__pool_forward)(x + sh->seg_x[g], n->R, pl->ent_u, n->ew, e0, e1, d);
+        }
+    }
+}
+
+/* The network from x0 on (cross layers, MLP, heads, loss). With s, the
+ * first cross layer and (parallel) the first MLP layer start from s's
+ * shared parts and multiply only the differing columns. */
+static real IC_T(forward_from_x0)(IC_T(ic__net) *n, const ic__plan *pl, const IC_T(ic__share) *s)
 {
     const ic__shape *sh = n->sh;
     int B = pl->B, D = sh->D;
-    IC_ASSERT(B <= n->Bcap && pl->E <= n->Ecap);
-    IC_T(embed_forward)(n, pl);
     const real *x = n->x0;
     for (int l = 0; l < sh->L; l++) {
         size_t off = (size_t)l * B * D;
-        IC_T(ic__cross_forward)(n->xs + off, n->z + off, n->h + (size_t)l * B * sh->r, n->x0, x,
-                                n->p.cw[l], n->p.cu[l], n->p.cv[l], n->p.cb[l], B, D, sh->r);
+        real *z = n->z + off, *h = n->h + (size_t)l * B * sh->r;
+        if (l || !s) {
+            IC_T(ic__cross_forward)(n->xs + off, z, h, n->x0, x, n->p.cw[l], n->p.cu[l],
+                                    n->p.cv[l], n->p.cb[l], B, D, sh->r);
+        } else if (sh->r == 0) { /* x_0 = x0 */
+            IC_T(linear_runs)(z, n->x0, n->p.cw[0], s->c0, B, D, D, s->cols);
+            IC_T(cross_mix)(n->xs, z, n->x0, n->x0, (size_t)B * D);
+        } else {
+            IC_T(linear_runs)(h, n->x0, n->p.cv[0], s->c0, B, D, sh->r, s->cols);
+            IC_T(ic__linear_forward)(z, h, n->p.cu[0], n->p.cb[0], B, sh->r, D);
+            IC_T(cross_mix)(n->xs, z, n->x0, n->x0, (size_t)B * D);
+        }
         x = n->xs + off;
     }
     const real *in = sh->parallel ? n->x0 : x;
     int C = D;
     for (int i = 0; i < sh->n_mlp; i++) {
-        IC_T(ic__linear_forward)(n->a[i], in, n->p.mw[i], n->p.mb[i], B, C, sh->mlp[i]);
+        if (i == 0 && s && sh->parallel)
+            IC_T(linear_runs)(n->a[0], n->x0, n->p.mw[0], s->m0, B, D, sh->mlp[0], s->cols);
+        else
+            IC_T(ic__linear_forward)(n->a[i], in, n->p.mw[i], n->p.mb[i], B, C, sh->mlp[i]);
         IC_T(ic__relu_forward)(n->a[i], (size_t)B * sh->mlp[i]);
         in = n->a[i];
         C = sh->mlp[i];
@@ -450,6 +578,20 @@ real IC_T(ic__net_forward)(IC_T(ic__net) *n, const ic__plan *pl)
                                n->p.hb, B, sh->T);
     return IC_T(ic__bce_forward)(n->probs, n->logits, pl->label, sh->task_w, B, sh->T,
                                  pl->Bn ? pl->Bn : B);
+}
+
+real IC_T(ic__net_forward)(IC_T(ic__net) *n, const ic__plan *pl)
+{
+    IC_ASSERT(pl->B <= n->Bcap && pl->E <= n->Ecap);
+    IC_T(embed_forward)(n, pl);
+    return IC_T(forward_from_x0)(n, pl, NULL);
+}
+
+real IC_T(ic__net_forward_shared)(IC_T(ic__net) *n, const ic__plan *pl, const IC_T(ic__share) *s)
+{
+    IC_ASSERT(pl->B <= n->Bcap && pl->E <= n->Ecap);
+    IC_T(embed_shared)(n, pl, s);
+    return IC_T(forward_from_x0)(n, pl, s);
 }
 
 /* The MLP backward: from da (B, H_last), the gradient of its output, down

@@ -142,3 +142,34 @@ real IC_T(ic__net_forward)(IC_T(ic__net) *n, const ic__plan *pl);
 /* The backward pass after ic__net_forward: gradients += into n->g, and
  * n->dR (U, d) assigned (the rows' gradients of this batch, no L2). */
 void IC_T(ic__net_backward)(IC_T(ic__net) *n, const ic__plan *pl);
+
+/* ---- ranking requests: samples that share part of x0 ---- */
+
+/* What a batch's samples share (ic__share_cols), computed once for the
+ * batch by ic__net_share_prepare. The vectors are the caller's,
+ * ic__share_size reals; a helper thread running part of the batch reads
+ * the same one. */
+typedef struct {
+    const ic__share_cols *cols;
+    real *x0;  /* (D) sample 0's x0 row: every sample's shared columns */
+    real *c0;  /* the first cross layer's shared part: full rank (D) b_0 + W_0[:, shared]
+                * x0[shared]; low rank (r) V_0^T[:, shared] x0[shared] */
+    real *m0;  /* (H_0) parallel: the first MLP layer's b + W[:, shared] x0[shared] */
+} IC_T(ic__share);
+
+/* Reals of the vectors of an ic__share for this shape. */
+size_t IC_T(ic__share_size)(const ic__shape *sh);
+/* Points s at mem (ic__share_size reals) and at cols. */
+void IC_T(ic__share_init)(IC_T(ic__share) *s, real *mem, const ic__shape *sh,
+                          const ic__share_cols *cols);
+/* Fills s from sample 0 of pl, which must be planned in full (the other
+ * samples need only their columns that differ). Uses n's parameters and
+ * its workspace for sample 0's entry and clock weights. */
+void IC_T(ic__net_share_prepare)(IC_T(ic__net) *n, const ic__plan *pl, IC_T(ic__share) *s);
+/* ic__net_forward for a batch whose samples all have s->x0's values in the
+ * shared columns (pl need not list their shared segments' entries): x0's
+ * differing segments are pooled per sample, and the first cross layer
+ * (and, parallel, the first MLP layer) multiply only the differing
+ * columns per sample, starting from s's once-computed shared parts.
+ * Equal to ic__net_forward to float rounding (summation order). */
+real IC_T(ic__net_forward_shared)(IC_T(ic__net) *n, const ic__plan *pl, const IC_T(ic__share) *s);

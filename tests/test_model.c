@@ -13,6 +13,11 @@
  *   Tolerances are stated at FIX_* below; any mismatch fails.
  * - The fast clock pooling against its plain reference on real plans.
  * - Prediction: unseen ids embed as zero and are not inserted.
+ * - Ranking requests (one user, time and clock; many items): the shared
+ *   prediction path against the plain one, in every clock mode, with and
+ *   without history, stacked/parallel, low rank, two threads; batches
+ *   that are not a request must take the plain path; and the column split
+ *   in double to 1e-12.
  * - Save/load: resuming is bit-identical; truncated or corrupt files and
  *   other configurations give IC_ERR_CORRUPT / IC_ERR_MISMATCH. */
 #include <setjmp.h>
@@ -896,6 +901,270 @@ static void test_adam_vector(void **state)
     for (int k = 0; k < 2; k++) free(p[k]), free(m[k]), free(v[k]);
 }
 
+/* ---- ranking requests: the shared path against the plain one ----------------------- */
+
+/* A ranking request of B candidates: make_batch's samples (items and item
+ * fields differ) with one user, one time and one clock view (sample 0's,
+ * by pointer) in all; the last field, when it is single-valued, acts as a
+ * context field: one value in every sample. */
+static void make_request(batch *bt, const ic_config *cfg, int B)
+{
+    make_batch(bt, cfg, B, 9);
+    int lf = cfg->n_fields - 1;
+    for (int b = 0; b < B; b++) {
+        ic_event *ev = &bt->ev[b];
+        ev->user = 3;
+        ev->ts = bt->ev[0].ts;
+        ev->tz_min = bt->ev[0].tz_min;
+        if (lf >= 0 && lf != 1) ev->val[ev->voff[lf]] = 1000 * (lf + 1) + 2;
+        bt->s[b].clock = &bt->cv[0];
+    }
+}
+
+/* A model with rows for make_batch's ids (vocabulary 7 of the request's
+ * 9: some candidates are cold) and O(1) rows, time tables and adaptive
+ * logits, so that candidates' predictions differ clearly. */
+static ic_model *request_model(const ic_config *cfg)
+{
+    ic_model *m;
+    assert_int_equal(ic_model_create(&m, cfg, NULL), IC_OK);
+    batch bt;
+    make_batch(&bt, cfg, MAXB, 7);
+    for (int i = 0; i < 2; i++) ic_model_train_step(m, bt.s, MAXB, NULL);
+    for (int t = 0; t < 2 + cfg->n_fields; t++) {
+        ic__emb *tab = ic__model_table(m, t);
+        for (size_t i = 0; i < tab->n * cfg->dim; i++) tab->rows[i] = (float)(2 * unif() - 1);
+    }
+    const char *names[] = {"hour", "dow", "clock.A"};
+    for (int k = 0; k < 3; k++) {
+        size_t n;
+        float *p = ic__model_tensor(m, names[k], 0, &n);
+        for (size_t i = 0; p && i < n; i++) p[i] = (float)(2 * unif() - 1);
+    }
+    return m;
+}
+
+/* Predicts s[0..B) on the shared path and on the plain reference: the
+ * path taken must be `want_shared`; probabilities agree to float rounding
+ * (the shared path sums in another order); on the plain path the fast
+ * model computes exactly what the reference does. */
+static void check_request(ic_model *m, const ic_sample *s, int B, int T, int want_shared)
+{
+    float pf[2 * MAXB], pr[2 * MAXB];
+    ic_model_predict(m, s, B, pf);
+    assert_int_equal(ic__model_last_shared(m), want_shared);
+    ic__model_set_reference(m, 1);
+    ic_model_predict(m, s, B, pr);
+    assert_int_equal(ic__model_last_shared(m), 0);
+    ic__model_set_reference(m, 0);
+    for (int i = 0; i < B * T; i++)
+        if (!(fabsf(pf[i] - pr[i]) <= 2e-6f)) /* observed <= 1.5e-7 */
+            fail_msg("sample %d task %d: shared %.9g, plain %.9g", i / T, i % T, pf[i], pr[i]);
+    if (!want_shared) assert_memory_equal(pf, pr, (size_t)B * T * sizeof(float));
+}
+
+/* The request's predictions must differ between candidates (else a path
+ * that ignored the item would pass) and the shared path must be taken. */
+static void check_shared_config(const ic_config *cfg)
+{
+    ic_model *m = request_model(cfg);
+    batch bt;
+    int B = MAXB, T = cfg->n_tasks;
+    make_request(&bt, cfg, B);
+    float p[2 * MAXB], lo = 1, hi = 0;
+    ic_model_predict(m, bt.s, B, p);
+    for (int b = 0; b < B; b++) {
+        lo = fminf(lo, p[b * T]);
+        hi = fmaxf(hi, p[b * T]);
+    }
+    if (!(hi - lo > 0.02f)) fail_msg("candidates barely differ: %.6g .. %.6g", lo, hi);
+    check_request(m, bt.s, B, T, 1);
+    check_request(m, bt.s, 1, T, 0); /* one sample: nothing to share */
+    check_request(m, bt.s, 7, T, 1); /* odd, and a part of the request */
+    /* equal content under another pointer is the same clock */
+    bt.cv[1] = bt.cv[0];
+    bt.s[4].clock = &bt.cv[1];
+    check_request(m, bt.s, B, T, 1);
+    ic_model_free(m);
+}
+
+static void test_shared_vs_plain(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    ic_clock_kind kinds[] = {IC_CLOCK_NONE, IC_CLOCK_NAIVE, IC_CLOCK_ADAPTIVE, IC_CLOCK_GAUSSIAN};
+    for (int history = 0; history <= 1; history++)
+        for (int k = 0; k < 4; k++) {
+            small_config(&cfg);
+            cfg.dim = 8;
+            cfg.clock = kinds[k];
+            cfg.history = history;
+            cfg.clock_pool = k % 2 ? IC_POOL_SCORE : IC_POOL_MEAN;
+            check_shared_config(&cfg);
+        }
+    /* low rank, stacked; learned sigma, continuous time, score pooling */
+    small_config(&cfg);
+    cfg.cross_rank = 3;
+    cfg.structure = IC_STRUCT_STACKED;
+    cfg.clock_sigma_learn = 1;
+    cfg.clock_continuous = 1;
+    cfg.clock_pool = IC_POOL_SCORE;
+    check_shared_config(&cfg);
+    /* low rank, parallel, history, one task, 3 clock fields */
+    small_config(&cfg);
+    cfg.cross_rank = 2;
+    cfg.history = 1;
+    cfg.n_tasks = 1;
+    cfg.n_clock = 3;
+    cfg.clock_field[2] = 2;
+    check_shared_config(&cfg);
+    /* a "low" rank above D (36): the shared part is r wide */
+    small_config(&cfg);
+    cfg.cross_rank = 40;
+    check_shared_config(&cfg);
+    /* full rank, stacked, adaptive */
+    small_config(&cfg);
+    cfg.structure = IC_STRUCT_STACKED;
+    cfg.clock = IC_CLOCK_ADAPTIVE;
+    check_shared_config(&cfg);
+    /* edges: no cross layer (parallel); no MLP (stacked) */
+    small_config(&cfg);
+    cfg.cross_layers = 0;
+    check_shared_config(&cfg);
+    small_config(&cfg);
+    cfg.n_mlp = 0;
+    cfg.structure = IC_STRUCT_STACKED;
+    check_shared_config(&cfg);
+}
+
+/* The start of sample 0's local hour, plus sec. */
+static int64_t hour_start_plus(const ic_event *ev, int sec)
+{
+    int64_t local = ev->ts + 60 * (int64_t)ev->tz_min;
+    return ev->ts - (local % 3600 + 3600) % 3600 + sec;
+}
+
+/* Batches that are not a request fall back to the plain path; batches
+ * that share less than usual (a "context" field that differs, fields that
+ * happen to agree, identical candidates) still share, correctly. */
+static void test_shared_fallback(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    for (int continuous = 0; continuous <= 1; continuous++) {
+        small_config(&cfg);
+        cfg.dim = 8;
+        cfg.history = 1;
+        cfg.clock_continuous = continuous;
+        cfg.clock_pool = IC_POOL_SCORE;
+        ic_model *m = request_model(&cfg);
+        int B = MAXB, T = cfg.n_tasks, last = B - 1, c = 0, t = 0;
+        batch bt, base;
+        make_request(&base, &cfg, B);
+        for (t = 0; t < IC_HOURS && !base.cv[0].n[t][c]; t++) {}
+        assert_true(t < IC_HOURS); /* a filled slot to change */
+#define VARIANT(want, ...)                                                      \
+    do {                                                                        \
+        bt = base;                                                              \
+        for (int b = 0; b < B; b++) {                                           \
+            bt.s[b].ev = &bt.ev[b];                                             \
+            bt.s[b].clock = &bt.cv[0];                                          \
+        }                                                                       \
+        __VA_ARGS__;                                                            \
+        check_request(m, bt.s, B, T, want);                                     \
+    } while (0)
+        VARIANT(1, (void)0);
+        VARIANT(0, bt.ev[last].user = 4);
+        VARIANT(0, bt.ev[last].ts += 3600);                     /* another hour */
+        VARIANT(0, bt.ev[last].ts += 7 * 86400 + 86400);        /* another day */
+        VARIANT(0, bt.ev[last].tz_min += 60);
+        /* the same hour at another minute: only the continuous clock reads it */
+        VARIANT(!continuous, bt.ev[last].ts = hour_start_plus(&bt.ev[0], bt.ev[0].ts ==
+                                               hour_start_plus(&bt.ev[0], 100) ? 200 : 100));
+        VARIANT(0, bt.s[last].clock = NULL);
+        VARIANT(0, bt.cv[1] = bt.cv[0]; bt.cv[1].value[t][c][0] += 1; bt.s[last].clock = &bt.cv[1]);
+        VARIANT(0, bt.cv[1] = bt.cv[0]; bt.cv[1].score[t][c][0] += 1; bt.s[last].clock = &bt.cv[1]);
+        VARIANT(0, bt.cv[1] = bt.cv[0]; bt.cv[1].n[t][c] -= 1; bt.s[last].clock = &bt.cv[1]);
+        /* the "context" field differs in one sample: it becomes per sample */
+        VARIANT(1, bt.ev[last].val[bt.ev[last].voff[2]] += 1);
+        /* field 0 equal everywhere: the differing columns split in two runs */
+        VARIANT(1, for (int b = 0; b < B; b++) bt.ev[b].val[bt.ev[b].voff[0]] = 1003);
+        /* identical candidates: nothing differs */
+        VARIANT(1, for (int b = 1; b < B; b++) bt.ev[b] = bt.ev[0]);
+        /* the same item everywhere, other fields differ */
+        VARIANT(1, for (int b = 1; b < B; b++) bt.ev[b].item = bt.ev[0].item);
+#undef VARIANT
+        /* two threads: the helper reads the same shared part */
+        assert_int_equal(ic_model_set_threads(m, 2), 2);
+        bt = base;
+        for (int b = 0; b < B; b++) bt.s[b] = (ic_sample){&bt.ev[b], &bt.cv[0]};
+        check_request(m, bt.s, B, T, 1);
+        check_request(m, bt.s, 5, T, 1);
+        ic_model_free(m);
+    }
+}
+
+/* The split itself in double, where rounding is ~1e-16: the shared
+ * forward equals the plain forward of the same plan to 1e-12 of the
+ * logits' scale, for hand-made column sets (one run, two runs, none
+ * shared but the time, everything). A wrong column split would be off by
+ * O(1). */
+static void test_shared_forward_double(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < 3; variant++) {
+        ic_config cfg;
+        small_config(&cfg);
+        cfg.history = 1;
+        cfg.cross_rank = variant == 1 ? 3 : 0;
+        cfg.structure = variant == 2 ? IC_STRUCT_STACKED : IC_STRUCT_PARALLEL;
+        ic_model *m = request_model(&cfg);
+        batch bt;
+        int B = 12;
+        make_request(&bt, &cfg, B);
+        for (int b = 0; b < B; b++) bt.ev[b].val[bt.ev[b].voff[0]] = 1003; /* field 0 too */
+        ic__model_plan_begin(m, bt.s, B, 0, 0);
+        const ic__plan *pl = ic__model_plan(m);
+        const ic__shape *sh = ic__model_shape(m);
+        ic__net_d nd;
+        ic__net_init_d(&nd, sh, B, pl->E);
+        ic__net_to_double(&nd, ic__model_net(m), pl->U);
+        for (size_t i = 0; i < sh->n_params; i++) nd.pmem[i] = unif() - 0.5;
+        ic__net_forward_d(&nd, pl);
+        double want[2 * MAXB], scale = 0;
+        memcpy(want, nd.logits, (size_t)B * sh->T * sizeof(double));
+        for (int i = 0; i < B * sh->T; i++) scale = fmax(scale, fabs(want[i]));
+        assert_true(scale > 0.1);
+        double *mem = ic__xmalloc(ic__share_size_d(sh) * sizeof(double));
+        /* column sets (x0 = [user | item | field 0 | field 1 | field 2 |
+         * ...]): [item | field 0 | field 1] (field 0 pooled per sample
+         * although equal: no harm); [item], [field 1] (two runs around the
+         * shared field 0); everything per sample but the time and clock */
+        int d = sh->d;
+        ic__share_cols cols[3] = {{.n_run = 1, .run = {d, 4 * d}},
+                                  {.n_run = 2, .run = {d, 2 * d, 3 * d, 4 * d}},
+                                  {.n_run = 1, .run = {0, 5 * d}}};
+        for (int k = 0; k < 3; k++) {
+            memset(cols[k].seg, 1, sizeof cols[k].seg);
+            cols[k].seg[1] = cols[k].seg[3] = 0;
+            cols[k].seg[2] = k == 1;
+            if (k == 2) cols[k].seg[0] = cols[k].seg[4] = 0;
+            ic__share_d sv;
+            ic__share_init_d(&sv, mem, sh, &cols[k]);
+            ic__net_share_prepare_d(&nd, pl, &sv);
+            ic__net_forward_shared_d(&nd, pl, &sv);
+            for (int i = 0; i < B * sh->T; i++)
+                if (!(fabs(nd.logits[i] - want[i]) <= 1e-12 * scale))
+                    fail_msg("variant %d, columns %d, logit %d: %.17g vs %.17g", variant, k, i,
+                             nd.logits[i], want[i]);
+        }
+        free(mem);
+        ic__net_free_d(&nd);
+        ic__model_plan_end(m);
+        ic_model_free(m);
+    }
+}
+
 /* ---- prediction ------------------------------------------------------------------------ */
 
 static void test_predict_cold_start(void **state)
@@ -1124,6 +1393,9 @@ int main(void)
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test(test_pytorch_fixture),
         cmocka_unit_test(test_predict_cold_start),
+        cmocka_unit_test(test_shared_vs_plain),
+        cmocka_unit_test(test_shared_fallback),
+        cmocka_unit_test(test_shared_forward_double),
         cmocka_unit_test(test_determinism_and_big_batch),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_save_load_resume),
