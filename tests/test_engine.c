@@ -10,6 +10,7 @@
 
 #include "internal.h"
 
+#include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -280,14 +281,17 @@ static void test_experiment_deterministic(void **state)
 
 /* ---- the commands, as a user runs them ---- */
 
-static int run_tool(const char *args)
+/* Runs the tool with args, stdout to out, stderr to dir/stderr.txt. */
+static int run_tool_to(const char *args, const char *out)
 {
     const char *bin = getenv("ICLOCK_BIN");
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>%s/stderr.txt", bin, args, dir);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s/stderr.txt", bin, args, out, dir);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
+
+static int run_tool(const char *args) { return run_tool_to(args, "/dev/null"); }
 
 static int stderr_has(const char *s)
 {
@@ -346,6 +350,59 @@ static void test_commands_bad_input(void **state)
     assert_int_equal(run_tool(a), 2);
 }
 
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    if (!j) fail_msg("%s is not JSON: %.200s", path, buf);
+    return j;
+}
+
+/* `iclock experiment --json` writes what the issue specifies: the variants
+ * in order, each with mean/std that agree with its per-seed figures. */
+static void test_experiment_json(void **state)
+{
+    (void)state;
+    if (!getenv("ICLOCK_BIN")) skip();
+    char a[1024], out[128];
+    snprintf(out, sizeof out, "%s/exp.json", dir);
+    snprintf(a, sizeof a, "experiment --data %s --seeds 2 --set model.mlp=16 --set train.batch=128 "
+             "--json %s --quiet", log_path, out);
+    assert_int_equal(run_tool(a), 0);
+    cJSON *j = read_json(out);
+    const cJSON *v = cJSON_GetObjectItem(j, "variants");
+    assert_int_equal(cJSON_GetArraySize(v), 4);
+    const char *names[] = {"baseline", "naive", "adaptive", "gaussian"};
+    for (int i = 0; i < 4; i++) {
+        const cJSON *x = cJSON_GetArrayItem(v, i);
+        assert_string_equal(cJSON_GetObjectItem(x, "name")->valuestring, names[i]);
+        assert_int_equal(cJSON_GetObjectItem(x, "seeds")->valueint, 2);
+        const cJSON *per = cJSON_GetObjectItem(x, "auc_per_seed");
+        assert_int_equal(cJSON_GetArraySize(per), 2);
+        double s0 = cJSON_GetArrayItem(per, 0)->valuedouble, s1 = cJSON_GetArrayItem(per, 1)->valuedouble;
+        assert_float_equal(cJSON_GetObjectItem(x, "auc")->valuedouble, (s0 + s1) / 2, 1e-5);
+        assert_float_equal(cJSON_GetObjectItem(x, "auc_std")->valuedouble, fabs(s0 - s1) / sqrt(2), 1e-5);
+        assert_true(s0 > 0.5 && s0 < 1);
+        const char *keys[] = {"uauc", "uauc_std", "gauc", "logloss"};
+        for (int k = 0; k < 4; k++) assert_true(cJSON_IsNumber(cJSON_GetObjectItem(x, keys[k])));
+    }
+    cJSON_Delete(j);
+    /* train --json: validation metrics per task */
+    snprintf(out, sizeof out, "%s/train.json", dir);
+    snprintf(a, sizeof a, "train --data %s --set model.mlp=16 --model %s/m2 --json --quiet", log_path, dir);
+    assert_int_equal(run_tool_to(a, out), 0);
+    j = read_json(out);
+    const cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "valid"), "tasks"), "finish");
+    assert_non_null(t);
+    assert_true(cJSON_GetObjectItem(t, "auc")->valuedouble > 0.5);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_experiment_deterministic),
         cmocka_unit_test(test_commands_bad_input),
+        cmocka_unit_test(test_experiment_json),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, teardown);
 }

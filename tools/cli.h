@@ -43,6 +43,9 @@ void cli_print_metrics(FILE *out, const ic_config *cfg, const char *period, uint
 void cli_metrics_json(FILE *out, const ic_config *cfg, uint64_t n, const ic_metrics *m);
 /* A JSON number, or null for NaN/inf. */
 void cli_json_num(FILE *out, double x);
+/* ', "key": number' and ', "key": [numbers]' inside an open JSON object. */
+void cli_json_kv(FILE *out, const char *key, double x);
+void cli_json_list(FILE *out, const char *key, const double *x, int n);
 /* Loads a log with a one-line note on stderr (unless quiet). */
 int cli_load_log(const char *cmd, const char *path, const ic_config *cfg, ic_bad_rows bad,
                  int quiet, ic_log *log);

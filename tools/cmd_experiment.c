@@ -140,29 +140,17 @@ static int write_json(const char *path, const ic_variant_result *r, int n, doubl
     if (!f) return -1;
     fprintf(f, "{\"variants\": [");
     for (int i = 0; i < n; i++) {
-        fprintf(f, "%s\n  {\"name\": \"%s\", \"auc\": ", i ? "," : "", r[i].name);
-        cli_json_num(f, r[i].auc);
-        fputs(", \"auc_std\": ", f);
-        cli_json_num(f, r[i].auc_std);
-        fputs(", \"uauc\": ", f);
-        cli_json_num(f, r[i].uauc);
-        fputs(", \"uauc_std\": ", f);
-        cli_json_num(f, r[i].uauc_std);
-        fputs(", \"gauc\": ", f);
-        cli_json_num(f, r[i].gauc);
-        fputs(", \"logloss\": ", f);
-        cli_json_num(f, r[i].logloss);
-        fprintf(f, ", \"seeds\": %d, \"seconds\": %.2f, \"auc_per_seed\": [", r[i].seeds, r[i].seconds);
-        for (int s = 0; s < r[i].seeds; s++) {
-            fputs(s ? ", " : "", f);
-            cli_json_num(f, r[i].auc_seed[s]);
-        }
-        fputs("], \"uauc_per_seed\": [", f);
-        for (int s = 0; s < r[i].seeds; s++) {
-            fputs(s ? ", " : "", f);
-            cli_json_num(f, r[i].uauc_seed[s]);
-        }
-        fputs("]}", f);
+        fprintf(f, "%s\n  {\"name\": \"%s\", \"seeds\": %d", i ? "," : "", r[i].name, r[i].seeds);
+        cli_json_kv(f, "auc", r[i].auc);
+        cli_json_kv(f, "auc_std", r[i].auc_std);
+        cli_json_kv(f, "uauc", r[i].uauc);
+        cli_json_kv(f, "uauc_std", r[i].uauc_std);
+        cli_json_kv(f, "gauc", r[i].gauc);
+        cli_json_kv(f, "logloss", r[i].logloss);
+        cli_json_kv(f, "seconds", r[i].seconds);
+        cli_json_list(f, "auc_per_seed", r[i].auc_seed, r[i].seeds);
+        cli_json_list(f, "uauc_per_seed", r[i].uauc_seed, r[i].seeds);
+        fputc('}', f);
     }
     fprintf(f, "\n], \"wall_seconds\": %.2f}\n", wall);
     return fclose(f) == 0 ? 0 : -1;

@@ -25,23 +25,35 @@ void cli_print_metrics(FILE *out, const ic_config *cfg, const char *period, uint
                 (unsigned long long)m[t].auc_users);
 }
 
+void cli_json_kv(FILE *out, const char *key, double x)
+{
+    fprintf(out, ", \"%s\": ", key);
+    cli_json_num(out, x);
+}
+
+void cli_json_list(FILE *out, const char *key, const double *x, int n)
+{
+    fprintf(out, ", \"%s\": [", key);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ", " : "", out);
+        cli_json_num(out, x[i]);
+    }
+    fputc(']', out);
+}
+
 void cli_metrics_json(FILE *out, const ic_config *cfg, uint64_t n, const ic_metrics *m)
 {
     fprintf(out, "{\"n\": %llu, \"tasks\": {", (unsigned long long)n);
     for (int t = 0; t < cfg->n_tasks; t++) {
-        fprintf(out, "%s\"%s\": {\"auc\": ", t ? ", " : "", cfg->task[t].name);
-        cli_json_num(out, m[t].auc);
-        fputs(", \"uauc\": ", out);
-        cli_json_num(out, m[t].uauc);
-        fputs(", \"gauc\": ", out);
-        cli_json_num(out, m[t].gauc);
-        fputs(", \"logloss\": ", out);
-        cli_json_num(out, m[t].logloss);
-        fputs(", \"calibration\": ", out);
-        cli_json_num(out, m[t].calibration);
-        fputs(", \"pos_rate\": ", out);
-        cli_json_num(out, m[t].pos_rate);
-        fprintf(out, ", \"users\": %llu}", (unsigned long long)m[t].auc_users);
+        fprintf(out, "%s\"%s\": {\"users\": %llu", t ? ", " : "", cfg->task[t].name,
+                (unsigned long long)m[t].auc_users);
+        cli_json_kv(out, "auc", m[t].auc);
+        cli_json_kv(out, "uauc", m[t].uauc);
+        cli_json_kv(out, "gauc", m[t].gauc);
+        cli_json_kv(out, "logloss", m[t].logloss);
+        cli_json_kv(out, "calibration", m[t].calibration);
+        cli_json_kv(out, "pos_rate", m[t].pos_rate);
+        fputc('}', out);
     }
     fputs("}}", out);
 }
