@@ -1,8 +1,9 @@
 /* plot.c: SVG pictures. A tiny SVG writer (static helpers: text with XML
  * escaping, rectangles, lines, annular wedges, a colour per value id) and
  * the drawings built on it: ic_plot_clock_svg, a user's clock as a 24-hour
- * dial. Further charts (e.g. hourly value shares) belong here too and
- * should use the same helpers.
+ * dial, and ic_plot_hourly_svg, the share of each value of a field by local
+ * hour (stacked columns) with the hour's volume beneath. Further charts
+ * belong here too and should use the same helpers.
  * Deliberately not here: any raster output, fonts or layout engine; labels
  * are clipped to a few characters instead of measured. */
 #include "internal.h"
@@ -191,6 +192,137 @@ ic_status ic_plot_clock_svg(FILE *out, const ic_clock_view *v, const ic_config *
     svg_text(out, CX, CY + 12, 12, "middle", "#777", 0, "normal", "top value per hour", 30);
     double y = 90;
     for (int fld = 0; fld < v->n_fields; fld++) y = dial_legend(out, v, cfg, names, fld, 900, y);
+    svg_end(out);
+    if (ferror(out)) return ic__fail(err, IC_ERR_IO, "plot: cannot write the SVG");
+    return IC_OK;
+}
+
+/* ---- the hourly share chart -------------------------------------------------- */
+
+/* Layout of the hourly chart, in pixels: 24 columns of shares (SH tall),
+ * the hour's volume beneath (VH tall), the legend on the right. */
+enum {
+    HR_W = 1140, HR_H = 700, HR_X0 = 84, HR_STEP = 30, HR_COL = 26, HR_SY = 96, HR_SH = 400,
+    HR_VY = 530, HR_VH = 100, HR_LX = 846
+};
+
+/* Series colours in stack order: strong and light hues alternate so that
+ * neighbours in a column differ. The rest of the values is grey. */
+static const char *const HR_PALETTE[IC_PLOT_MAX_SERIES] = {
+    "#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#edc948", "#499894",
+    "#d37295", "#9d7660", "#86bcb6", "#a0cbe8", "#ffbe7d", "#ff9d9a", "#8cd17d",
+    "#d4a6c8", "#f1ce63", "#b6992d", "#fabfd2", "#d7b5a6", "#79706e"};
+static const char HR_REST_COLOR[] = "#c9c9c9";
+
+static const char *hr_color(const ic_plot_hourly *p, int i)
+{
+    return p->rest && i == p->n - 1 ? HR_REST_COLOR : HR_PALETTE[i];
+}
+
+/* A rectangle that carries its figures: data-* attributes (hour, series)
+ * for programs, a <title> child for a browser's tooltip. */
+static void hr_segment(FILE *f, double x, double y, double w, double h, const char *fill,
+                       const char *cls, int hour, int series, const char *tip)
+{
+    fprintf(f, "<rect class=\"%s\" data-hour=\"%d\"", cls, hour);
+    if (series >= 0) fprintf(f, " data-series=\"%d\"", series);
+    fprintf(f, " x=\"%.3f\" y=\"%.3f\" width=\"%.3f\" height=\"%.3f\" fill=\"%s\"><title>", x, y, w,
+            h, fill);
+    svg_escaped(f, tip, 200);
+    fputs("</title></rect>\n", f);
+}
+
+/* The hour's column: the series' shares stacked from the top, series 0
+ * first. A column without counts is drawn empty. */
+static void hr_column(FILE *f, const ic_plot_hourly *p, int h, uint64_t total)
+{
+    double x = HR_X0 + h * HR_STEP + (HR_STEP - HR_COL) / 2.0, y = HR_SY;
+    char tip[256];
+    if (total == 0) {
+        snprintf(tip, sizeof tip, "%02d h: no values", h);
+        hr_segment(f, x, y, HR_COL, HR_SH, "#f4f4f4", "empty", h, -1, tip);
+        return;
+    }
+    for (int i = 0; i < p->n; i++) {
+        uint64_t c = p->count[i][h];
+        if (c == 0) continue;
+        double share = (double)c / (double)total, hgt = HR_SH * share;
+        snprintf(tip, sizeof tip, "%02d h: %s %llu of %llu (%.1f%%)", h, p->label[i],
+                 (unsigned long long)c, (unsigned long long)total, 100 * share);
+        hr_segment(f, x, y, HR_COL, hgt, hr_color(p, i), "share", h, i, tip);
+        y += hgt;
+    }
+}
+
+/* Gridlines and the share axis; the volume strip's frame and axis. */
+static void hr_axes(FILE *f, uint64_t vmax)
+{
+    char lab[48];
+    double x1 = HR_X0 + 24 * HR_STEP;
+    for (int q = 0; q <= 4; q++) {
+        double y = HR_SY + HR_SH * (1 - q / 4.0);
+        svg_line(f, HR_X0 - 4, y, x1, y, "#dddddd", 1);
+        snprintf(lab, sizeof lab, "%d%%", 25 * q);
+        svg_text(f, HR_X0 - 8, y, 12, "end", "#444", 0, "normal", lab, 8);
+    }
+    svg_text(f, 26, HR_SY + HR_SH / 2.0, 13, "middle", "#333", -90, "normal", "share of the hour", 40);
+    svg_line(f, HR_X0 - 4, HR_VY + HR_VH, x1, HR_VY + HR_VH, "#999999", 1);
+    snprintf(lab, sizeof lab, "%llu", (unsigned long long)vmax);
+    svg_line(f, HR_X0 - 4, HR_VY, x1, HR_VY, "#eeeeee", 1);
+    svg_text(f, HR_X0 - 8, HR_VY, 12, "end", "#444", 0, "normal", lab, 16);
+    svg_text(f, HR_X0 - 8, HR_VY + HR_VH, 12, "end", "#444", 0, "normal", "0", 4);
+    svg_text(f, 26, HR_VY + HR_VH / 2.0, 13, "middle", "#333", -90, "normal", "count", 20);
+    for (int h = 0; h < IC_HOURS; h++) {
+        snprintf(lab, sizeof lab, "%02d", h);
+        svg_text(f, HR_X0 + h * HR_STEP + HR_STEP / 2.0, HR_VY + HR_VH + 16, 12, "middle", "#333", 0,
+                 "normal", lab, 4);
+    }
+    svg_text(f, HR_X0 + 12 * HR_STEP, HR_VY + HR_VH + 42, 14, "middle", "#333", 0, "bold",
+             "local hour", 20);
+}
+
+/* The legend, series 0 first (the top of the stack), with each series'
+ * share of all the counts. */
+static void hr_legend(FILE *f, const ic_plot_hourly *p, uint64_t grand)
+{
+    char pct[32];
+    svg_text(f, HR_LX, HR_SY - 4, 14, "start", "#222", 0, "bold", "value (share of all hours)", 40);
+    for (int i = 0; i < p->n; i++) {
+        double y = HR_SY + 22 + 22 * i;
+        uint64_t tot = 0;
+        for (int h = 0; h < IC_HOURS; h++) tot += p->count[i][h];
+        svg_rect(f, HR_LX, y - 7, 14, 14, hr_color(p, i), "#555555");
+        svg_text(f, HR_LX + 22, y, 13, "start", "#222", 0, "normal", p->label[i], 34);
+        snprintf(pct, sizeof pct, "%.1f%%", grand ? 100.0 * (double)tot / (double)grand : 0.0);
+        svg_text(f, HR_W - 14, y, 13, "end", "#444", 0, "normal", pct, 8);
+    }
+}
+
+ic_status ic_plot_hourly_svg(FILE *out, const ic_plot_hourly *p, ic_error *err)
+{
+    if (p->n < 1 || p->n > IC_PLOT_MAX_SERIES)
+        return ic__fail(err, IC_ERR_ARG, "plot: %d series (1..%d can be drawn)", p->n,
+                        IC_PLOT_MAX_SERIES);
+    uint64_t total[IC_HOURS] = {0}, vmax = 0, grand = 0;
+    for (int h = 0; h < IC_HOURS; h++) {
+        for (int i = 0; i < p->n; i++) total[h] += p->count[i][h];
+        vmax = total[h] > vmax ? total[h] : vmax;
+        grand += total[h];
+    }
+    svg_begin(out, HR_W, HR_H);
+    svg_text(out, HR_W / 2.0, 30, 20, "middle", "#111", 0, "bold",
+             p->title ? p->title : "Share of each value by local hour", 100);
+    if (p->note) svg_text(out, HR_W / 2.0, 58, 13, "middle", "#555", 0, "normal", p->note, 150);
+    hr_axes(out, vmax);
+    char tip[64];
+    for (int h = 0; h < IC_HOURS; h++) {
+        hr_column(out, p, h, total[h]);
+        double vh = vmax ? HR_VH * (double)total[h] / (double)vmax : 0;
+        snprintf(tip, sizeof tip, "%02d h: %llu", h, (unsigned long long)total[h]);
+        hr_segment(out, HR_X0 + h * HR_STEP + (HR_STEP - HR_COL) / 2.0, HR_VY + HR_VH - vh, HR_COL, vh,
+                   "#8c8c8c", "volume", h, -1, tip);
+    }
+    hr_legend(out, p, grand);
     svg_end(out);
     if (ferror(out)) return ic__fail(err, IC_ERR_IO, "plot: cannot write the SVG");
     return IC_OK;
