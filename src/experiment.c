@@ -54,12 +54,6 @@ typedef struct {
     ic_error err;
 } job_queue;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void run_one(job_queue *q, int j)
 {
@@ -85,7 +79,7 @@ static void run_one(job_queue *q, int j)
     int done = atomic_fetch_add(&q->done, 1) + 1;
     if (q->progress && s == IC_OK) {
         const ic_metrics *m = &q->res[j].m[IC_PHASE_TEST][0];
-        double el = now_s() - q->t0;
+        double el = ic__now_s() - q->t0;
         fprintf(stderr, "[%2d/%d] %-24s seed %llu  test AUC %.4f  UAUC %.4f  (%.1f s; ETA %.0f s)\n",
                 done, q->total, v->name, (unsigned long long)cfg.seed, m->auc, m->uauc,
                 q->res[j].seconds, el / done * (q->total - done));
@@ -145,7 +139,7 @@ ic_status ic_experiment_run(const ic_log *log, const ic_variant *v, int nv, int 
         return ic__fail(err, IC_ERR_ARG, "experiment: need 1..%d variants and 1..64 seeds",
                         IC_MAX_VARIANTS);
     job_queue q = {.log = log, .v = v, .nv = nv, .seeds = seeds, .progress = progress,
-                   .total = nv * seeds, .t0 = now_s()};
+                   .total = nv * seeds, .t0 = ic__now_s()};
     atomic_init(&q.next, 0);
     atomic_init(&q.done, 0);
     pthread_mutex_init(&q.lock, NULL);

@@ -75,63 +75,6 @@ static char *clean_value(char *s, size_t *n)
     return s;
 }
 
-/* ---- A map from 64-bit hashes (never 0) to indices ----------------------- */
-
-typedef struct {
-    uint64_t *key;
-    uint32_t *val;
-    size_t cap, n;
-} u64map;
-
-static void map_free(u64map *m)
-{
-    free(m->key);
-    free(m->val);
-}
-
-static void map_grow(u64map *m)
-{
-    u64map g = {ic__xcalloc(m->cap ? m->cap * 2 : 1024, sizeof(uint64_t)), NULL,
-                m->cap ? m->cap * 2 : 1024, m->n};
-    g.val = ic__xmalloc(g.cap * sizeof(uint32_t));
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->key[i]) continue;
-        size_t j = m->key[i] & (g.cap - 1);
-        while (g.key[j]) j = (j + 1) & (g.cap - 1);
-        g.key[j] = m->key[i];
-        g.val[j] = m->val[i];
-    }
-    map_free(m);
-    *m = g;
-}
-
-/* The value slot of key, inserted with value v if absent (*added = 1). */
-static uint32_t *map_put(u64map *m, uint64_t key, uint32_t v, int *added)
-{
-    if ((m->n + 1) * 2 > m->cap) map_grow(m);
-    size_t j = key & (m->cap - 1);
-    while (m->key[j] && m->key[j] != key) j = (j + 1) & (m->cap - 1);
-    *added = !m->key[j];
-    if (*added) {
-        m->key[j] = key;
-        m->val[j] = v;
-        m->n++;
-    }
-    return &m->val[j];
-}
-
-/* The value of key, or NULL. */
-static const uint32_t *map_get(const u64map *m, uint64_t key)
-{
-    if (!m->cap) return NULL;
-    size_t j = key & (m->cap - 1);
-    while (m->key[j]) {
-        if (m->key[j] == key) return &m->val[j];
-        j = (j + 1) & (m->cap - 1);
-    }
-    return NULL;
-}
-
 /* ---- An RFC 4180 record reader over zlib ---------------------------------- */
 
 typedef struct {
@@ -356,9 +299,9 @@ typedef struct {
     row *rows;
     size_t n, cap;
     text pool;      /* rows' text */
-    u64map users;
+    ic__u64map users;
     /* contexttrails */
-    u64map venues;  /* venue hash -> index into venue_off/len */
+    ic__u64map venues;  /* venue hash -> index into venue_off/len */
     text venue_text;
     uint64_t *venue_off;
     uint32_t *venue_len;
@@ -373,8 +316,8 @@ static void imp_free(importer *m)
 {
     free(m->rows);
     free(m->pool.p);
-    map_free(&m->users);
-    map_free(&m->venues);
+    ic__u64map_free(&m->users);
+    ic__u64map_free(&m->venues);
     free(m->venue_text.p);
     free(m->venue_off);
     free(m->venue_len);
@@ -392,7 +335,7 @@ static row *add_row(importer *m, const char *user, const char *item, const char 
     memset(w, 0, sizeof *w);
     w->seq = m->n++;
     int added;
-    w->user = *map_put(&m->users, ic_hash(user, strlen(user)), (uint32_t)m->users.n, &added);
+    w->user = *ic__u64map_put(&m->users, ic_hash(user, strlen(user)), (uint32_t)m->users.n, &added);
     w->item = ic_hash(item, strlen(item));
     w->off = m->pool.len;
     put_csv(&m->pool, user, strlen(user));
@@ -459,7 +402,7 @@ enum { CT_POI_N = 17, P_ID = 0, P_CAT = 3, P_PRICE = 4, P_L1 = 16 };
  * ("Tex-Mex Restaurant", "Non-Profit Organization"): two pieces are joined
  * again when neither is a name seen alone in the venue file and the first
  * is a single word. (It misjudges a pair of rare one-word names; docs/DATA.md.) */
-static void put_categories(text *t, char *s, const u64map *alone)
+static void put_categories(text *t, char *s, const ic__u64map *alone)
 {
     if (is_unknown(s)) return;
     char *piece[64];
@@ -475,8 +418,8 @@ static void put_categories(text *t, char *s, const u64map *alone)
     for (int i = 0; i < n; i++) {
         text_puts(&names, piece[i]);
         while (i + 1 < n && !strchr(piece[i], ' ') &&
-               !map_get(alone, ic_hash(piece[i], strlen(piece[i]))) &&
-               !map_get(alone, ic_hash(piece[i + 1], strlen(piece[i + 1])))) {
+               !ic__u64map_get(alone, ic_hash(piece[i], strlen(piece[i]))) &&
+               !ic__u64map_get(alone, ic_hash(piece[i + 1], strlen(piece[i + 1])))) {
             text_putc(&names, '-');
             text_puts(&names, piece[++i]);
         }
@@ -502,7 +445,7 @@ static ic_status ct_read_pois(importer *m, ic_error *err)
     text raw = {0};
     poi_raw *pr = NULL;
     size_t n = 0, cap = 0;
-    u64map alone = {0};
+    ic__u64map alone = {0};
     int rc;
     while (s == IC_OK && (rc = rr_next(&r, err)) != 0) {
         if (rc < 0) { s = rc; break; }
@@ -519,14 +462,14 @@ static ic_status ct_read_pois(importer *m, ic_error *err)
         p->l1 = raw.len, text_put(&raw, r.field[col[P_L1]], strlen(r.field[col[P_L1]]) + 1);
         p->price = raw.len, text_put(&raw, r.field[col[P_PRICE]], strlen(r.field[col[P_PRICE]]) + 1);
         int added;
-        if (!strchr(cat, '-') && !is_unknown(cat)) map_put(&alone, ic_hash(cat, strlen(cat)), 0, &added);
+        if (!strchr(cat, '-') && !is_unknown(cat)) ic__u64map_put(&alone, ic_hash(cat, strlen(cat)), 0, &added);
     }
     m->venue_off = ic__xmalloc((n + 1) * sizeof *m->venue_off);
     m->venue_len = ic__xmalloc((n + 1) * sizeof *m->venue_len);
     m->venue_nocat = ic__xmalloc(n + 1);
     for (size_t i = 0; s == IC_OK && i < n; i++) {
         int added;
-        map_put(&m->venues, pr[i].id, (uint32_t)m->n_venues, &added);
+        ic__u64map_put(&m->venues, pr[i].id, (uint32_t)m->n_venues, &added);
         if (!added) {
             r.line = pr[i].line;
             s = reject(m->st, m->o->strict, &r, "venue row: duplicate fsq_id (first kept)", NULL, err);
@@ -545,7 +488,7 @@ static ic_status ct_read_pois(importer *m, ic_error *err)
     }
     free(raw.p);
     free(pr);
-    map_free(&alone);
+    ic__u64map_free(&alone);
     rr_close(&r);
     return s;
 }
@@ -594,7 +537,7 @@ static ic_status ct_read_checkins(importer *m, const char *path, ic_error *err)
         m->st->rows++;
         if (!split_row(&r, CT_N, "", m->st, m->o->strict, &s, err)) continue;
         const char *user = r.field[col[C_USER]], *venue = r.field[col[C_VENUE]];
-        const uint32_t *v = *venue ? map_get(&m->venues, ic_hash(venue, strlen(venue))) : NULL;
+        const uint32_t *v = *venue ? ic__u64map_get(&m->venues, ic_hash(venue, strlen(venue))) : NULL;
         int64_t ts;
         int32_t off;
         int has_off;

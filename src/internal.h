@@ -41,6 +41,22 @@ uint64_t ic__rng_u64(ic_rng *r);
 double ic__rng_uniform(ic_rng *r);   /* [0, 1) */
 double ic__rng_normal(ic_rng *r);    /* N(0, 1), Box-Muller */
 
+/* Seconds on the monotonic clock, for timing and progress. */
+double ic__now_s(void);
+
+/* A small open-addressing map from 64-bit ids (never 0) to 32-bit indices;
+ * zero-initialise it, free with ic__u64map_free. Aborts on out of memory. */
+typedef struct {
+    uint64_t *key;  /* (cap) 0 = empty */
+    uint32_t *val;  /* (cap) */
+    size_t cap, n;
+} ic__u64map;
+void ic__u64map_free(ic__u64map *m);
+/* The value slot of key, inserted with value v if absent (*added = 1). */
+uint32_t *ic__u64map_put(ic__u64map *m, uint64_t key, uint32_t v, int *added);
+/* The value of key, or NULL. */
+const uint32_t *ic__u64map_get(const ic__u64map *m, uint64_t key);
+
 /* ---- Binary files: versioned, checksummed, written atomically ----------
  * Layout: magic (8 bytes) | version (u32) | payload | payload length (u64)
  * | XXH64 of everything before it (u64). The writer writes to path.tmp,

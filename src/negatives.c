@@ -20,56 +20,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* ---- A map from 64-bit ids (never 0) to indices ---------------------------
- * (The same small open-addressing map as import.c; a candidate for util.c.) */
-
-typedef struct {
-    uint64_t *key;
-    uint32_t *val;
-    size_t cap, n;
-} u64map;
-
-static void map_free(u64map *m)
-{
-    free(m->key);
-    free(m->val);
-}
-
-static void map_grow(u64map *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 1024;
-    u64map g = {ic__xcalloc(cap, sizeof(uint64_t)), ic__xmalloc(cap * sizeof(uint32_t)), cap, m->n};
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->key[i]) continue;
-        size_t j = m->key[i] & (cap - 1);
-        while (g.key[j]) j = (j + 1) & (cap - 1);
-        g.key[j] = m->key[i];
-        g.val[j] = m->val[i];
-    }
-    map_free(m);
-    *m = g;
-}
-
-/* The index of key, or -1. */
-static int64_t map_get(const u64map *m, uint64_t key)
-{
-    if (!m->cap) return -1;
-    for (size_t j = key & (m->cap - 1); m->key[j]; j = (j + 1) & (m->cap - 1))
-        if (m->key[j] == key) return m->val[j];
-    return -1;
-}
-
-/* Inserts key -> v (key must be absent). */
-static void map_add(u64map *m, uint64_t key, uint32_t v)
-{
-    if ((m->n + 1) * 2 > m->cap) map_grow(m);
-    size_t j = key & (m->cap - 1);
-    while (m->key[j]) j = (j + 1) & (m->cap - 1);
-    m->key[j] = key;
-    m->val[j] = v;
-    m->n++;
-}
-
 /* ---- A Fenwick tree of item counts ------------------------------------------ */
 
 typedef struct {
@@ -129,7 +79,7 @@ typedef struct {
 
 typedef struct {
     const ic_config *cfg;
-    u64map index;
+    ic__u64map index;
     fenwick pop;
     item_attr *attr;   /* per item index */
     size_t attr_cap;
@@ -137,7 +87,7 @@ typedef struct {
 
 static void items_free(item_table *t)
 {
-    map_free(&t->index);
+    ic__u64map_free(&t->index);
     free(t->pop.tree);
     free(t->pop.count);
     free(t->attr);
@@ -146,8 +96,8 @@ static void items_free(item_table *t)
 /* The index of id, added (count 0, no attributes) if new. */
 static size_t items_get(item_table *t, uint64_t id)
 {
-    int64_t i = map_get(&t->index, id);
-    if (i >= 0) return (size_t)i;
+    const uint32_t *slot = ic__u64map_get(&t->index, id);
+    if (slot) return *slot;
     size_t k = fw_push(&t->pop);
     if (k == t->attr_cap) {
         t->attr_cap = t->attr_cap ? t->attr_cap * 2 : 1024;
@@ -155,7 +105,8 @@ static size_t items_get(item_table *t, uint64_t id)
     }
     memset(&t->attr[k], 0, sizeof t->attr[k]);
     t->attr[k].id = id;
-    map_add(&t->index, id, (uint32_t)k);
+    int added;
+    ic__u64map_put(&t->index, id, (uint32_t)k, &added);
     return k;
 }
 
@@ -310,8 +261,8 @@ static void draw_negatives(sampler *s, const ic_event *p)
 {
     for (size_t i = 0; i < s->n_group; i++) {
         if (s->group[i].user != p->user) continue;
-        int64_t k = map_get(&s->items.index, s->group[i].item);
-        if (k >= 0) hold(s, (size_t)k);
+        const uint32_t *slot = ic__u64map_get(&s->items.index, s->group[i].item);
+        if (slot) hold(s, *slot);
     }
     int drawn = 0;
     for (; drawn < s->o->per_positive && s->items.pop.total > 0; drawn++) {

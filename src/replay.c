@@ -89,17 +89,11 @@ typedef struct {
     uint64_t loss_n;
 } progress;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void progress_tick(progress *p, const period_buf *train, ic_phase ph, int final)
 {
     if (!p->on) return;
-    double t = now_s();
+    double t = ic__now_s();
     if (!final && t - p->t_last < 1.0) return;
     p->t_last = t;
     double el = t - p->t_start, rate = el > 0 ? (double)p->done / el : 0;
@@ -335,7 +329,7 @@ ic_status ic_replay(ic_engine *e, const ic_log *log, const ic_replay_opts *o,
     size_buffers(&c);
     c.probs = ic__xmalloc((size_t)cfg.batch * (size_t)c.T * sizeof(float));
     int epochs = o->epochs > 0 ? o->epochs : 1;
-    c.prog = (progress){.on = o->progress, .label = o->label, .t_start = now_s()};
+    c.prog = (progress){.on = o->progress, .label = o->label, .t_start = ic__now_s()};
     c.prog.total = (uint64_t)log->n + (uint64_t)(epochs - 1) * c.buf[IC_PHASE_TRAIN].cap;
     size_t start = 0;
     int epoch0 = 0;
@@ -354,7 +348,7 @@ ic_status ic_replay(ic_engine *e, const ic_log *log, const ic_replay_opts *o,
     }
     c.st.t_valid = c.t_valid;
     c.st.t_test = c.t_test;
-    double t0 = now_s();
+    double t0 = ic__now_s();
     for (int ep = epoch0; ep < epochs; ep++) {
         c.st.epoch = ep;
         if (ep > epoch0) { /* a new pass starts from an empty clock */
@@ -368,7 +362,7 @@ ic_status ic_replay(ic_engine *e, const ic_log *log, const ic_replay_opts *o,
         if ((s = run_epoch(&c, start, ep == epochs - 1, err)) != IC_OK) goto out;
     }
     progress_tick(&c.prog, &c.buf[IC_PHASE_TRAIN], IC_PHASE_TEST, 1);
-    res->seconds = now_s() - t0;
+    res->seconds = ic__now_s() - t0;
     s = finish(&c, res, err);
 out:
     for (int p = 0; p < IC_N_PHASES; p++) buf_free(&c.buf[p]);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -177,6 +178,13 @@ uint64_t ic_hash(const char *s, size_t n)
     return h ? h : 1; /* 0 is reserved for "no value" */
 }
 
+double ic__now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* ---- PRNG ---------------------------------------------------------------- */
 
 void ic__rng_seed(ic_rng *r, uint64_t seed) { r->s = seed ^ 0x9E3779B97F4A7C15ull; }
@@ -196,6 +204,55 @@ double ic__rng_normal(ic_rng *r)
     double u1 = ic__rng_uniform(r), u2 = ic__rng_uniform(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ---- A map from 64-bit ids to indices (internal.h) ------------------------- */
+
+void ic__u64map_free(ic__u64map *m)
+{
+    free(m->key);
+    free(m->val);
+}
+
+static void u64map_grow(ic__u64map *m)
+{
+    ic__u64map g = {ic__xcalloc(m->cap ? m->cap * 2 : 1024, sizeof(uint64_t)), NULL,
+                m->cap ? m->cap * 2 : 1024, m->n};
+    g.val = ic__xmalloc(g.cap * sizeof(uint32_t));
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->key[i]) continue;
+        size_t j = m->key[i] & (g.cap - 1);
+        while (g.key[j]) j = (j + 1) & (g.cap - 1);
+        g.key[j] = m->key[i];
+        g.val[j] = m->val[i];
+    }
+    ic__u64map_free(m);
+    *m = g;
+}
+
+uint32_t *ic__u64map_put(ic__u64map *m, uint64_t key, uint32_t v, int *added)
+{
+    if ((m->n + 1) * 2 > m->cap) u64map_grow(m);
+    size_t j = key & (m->cap - 1);
+    while (m->key[j] && m->key[j] != key) j = (j + 1) & (m->cap - 1);
+    *added = !m->key[j];
+    if (*added) {
+        m->key[j] = key;
+        m->val[j] = v;
+        m->n++;
+    }
+    return &m->val[j];
+}
+
+const uint32_t *ic__u64map_get(const ic__u64map *m, uint64_t key)
+{
+    if (!m->cap) return NULL;
+    size_t j = key & (m->cap - 1);
+    while (m->key[j]) {
+        if (m->key[j] == key) return &m->val[j];
+        j = (j + 1) & (m->cap - 1);
+    }
+    return NULL;
 }
 
 /* ---- Checksummed binary files --------------------------------------------- */

@@ -129,6 +129,38 @@ static void test_binary_roundtrip_and_damage(void **state)
     assert_int_equal(ic__br_open(&r, "/nonexistent/x.bin", MAGIC, 1, &err), IC_ERR_IO);
 }
 
+/* The id -> index map against a plain array, across several growths. */
+static void test_u64map(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    uint64_t *keys = malloc(N * sizeof *keys);
+    ic_rng r;
+    ic__rng_seed(&r, 5);
+    ic__u64map m = {0};
+    assert_null(ic__u64map_get(&m, 42)); /* empty map */
+    for (uint32_t i = 0; i < N; i++) {
+        keys[i] = ic__rng_u64(&r) | 1; /* never 0 */
+        int added;
+        uint32_t *v = ic__u64map_put(&m, keys[i], i, &added);
+        assert_int_equal(added, 1);
+        assert_int_equal(*v, i);
+    }
+    assert_int_equal(m.n, N);
+    for (uint32_t i = 0; i < N; i++) {
+        const uint32_t *v = ic__u64map_get(&m, keys[i]);
+        assert_non_null(v);
+        assert_int_equal(*v, i);
+        int added;
+        assert_int_equal(*ic__u64map_put(&m, keys[i], 7, &added), i); /* present: kept */
+        assert_int_equal(added, 0);
+    }
+    for (int i = 0; i < 1000; i++) assert_null(ic__u64map_get(&m, ic__rng_u64(&r) & ~1ull));
+    assert_int_equal(m.n, N);
+    ic__u64map_free(&m);
+    free(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_binary_roundtrip_and_damage),
+        cmocka_unit_test(test_u64map),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
