@@ -41,6 +41,14 @@ typedef struct {
     float p;
 } slot_rec;
 
+/* A per-batch memo of clock value lookups: (table, id) -> batch row u.
+ * Direct-mapped; id 0 (never a row) marks an empty entry. */
+enum { ROW_MEMO = 1024 };
+typedef struct {
+    uint64_t id;
+    int32_t tab, u;
+} row_memo;
+
 struct ic_model {
     ic_config cfg;
     ic__shape sh;
@@ -61,6 +69,7 @@ struct ic_model {
     uint8_t *g_t;            /* (cap_g) slot */
     int32_t *g_off;          /* (cap_goff) */
     size_t cap_g, cap_goff;
+    row_memo memo[ROW_MEMO]; /* valid within one plan; cleared by plan_start */
     /* A ranking request (ic_model_predict): what its samples share. */
     ic__share_cols sc;
     ic__share_f share;       /* vectors in share_mem */
@@ -244,12 +253,28 @@ static int read_slots(ic_model *m, const ic_clock_view *v, int b, int c, int tra
     return nr;
 }
 
+/* plan_row through the batch's memo: a clock's values repeat across its
+ * slots and samples, and a (table, id) keeps its u for the whole plan
+ * (marks are cleared only by ic__model_plan_end), so a hit returns what
+ * plan_row would. Misses (-1: unseen in prediction) are not remembered. */
+static int plan_row_memo(ic_model *m, int tab, uint64_t id, int train)
+{
+    if (id == 0) return -1;
+    uint64_t k = (id ^ ((uint64_t)tab << 56)) * 0x9E3779B97F4A7C15ull;
+    row_memo *e = &m->memo[k >> (64 - 10)];
+    _Static_assert(ROW_MEMO == 1 << 10, "memo index bits");
+    if (e->id == id && e->tab == tab) return e->u;
+    int u = plan_row(m, tab, id, train);
+    if (u >= 0) *e = (row_memo){id, tab, u};
+    return u;
+}
+
 /* The same records from the gathered slot values of (b, c). */
 static int read_gathered(ic_model *m, int b, int c, int train, slot_rec *rec)
 {
     int tab = 2 + m->cfg.clock_field[c], nr = 0, nc = m->cfg.n_clock;
     for (int i = m->g_off[b * nc + c]; i < m->g_off[b * nc + c + 1]; i++) {
-        int u = plan_row(m, tab, m->g_val[i], train);
+        int u = plan_row_memo(m, tab, m->g_val[i], train);
         if (u < 0) continue; /* unseen: a zero vector in the slot's mean */
         rec[nr].u = u;
         rec[nr].t = m->g_t[i];
@@ -440,6 +465,7 @@ static void plan_start(ic_model *m, int B, int E, int O)
     }
     pl->B = B;
     pl->E = pl->U = pl->O = 0;
+    memset(m->memo, 0, sizeof m->memo);
 }
 
 void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int labels)

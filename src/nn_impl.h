@@ -19,22 +19,27 @@ void IC_T(ic__linear_forward)(real *out, const real *inp, const real *w, const r
     IC_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1, inp, C, w, C, beta, out, OC);
 }
 
-static void IC_T(colsum_add)(real *acc, const real *x, int B, int n)
+
+static void IC_T(colsum_add)(real *restrict acc, const real *restrict x, int B, int n);
+
+/* ic__linear_backward with dinp = dinp_beta * dinp + the input's gradient:
+ * beta 0 overwrites dinp (no need to zero it first), beta 1 adds. */
+static void IC_T(linear_backward_b)(real *dinp, real *dw, real *dbias, const real *dout,
+                                    const real *inp, const real *w, int B, int C, int OC,
+                                    real dinp_beta)
 {
-    for (int b = 0; b < B; b++) {
-        const real *row = x + (size_t)b * n;
-        for (int i = 0; i < n; i++) acc[i] += row[i];
-    }
+    if (dinp) /* (B,OC) x (OC,C) */
+        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1, dout, OC, w, C, dinp_beta,
+                dinp, C);
+    /* (OC,B) x (B,C) */
+    IC_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1, dout, OC, inp, C, 1, dw, C);
+    if (dbias) IC_T(colsum_add)(dbias, dout, B, OC);
 }
 
 void IC_T(ic__linear_backward)(real *dinp, real *dw, real *dbias, const real *dout,
                                const real *inp, const real *w, int B, int C, int OC)
 {
-    if (dinp) /* (B,OC) x (OC,C) */
-        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1, dout, OC, w, C, 1, dinp, C);
-    /* (OC,B) x (B,C) */
-    IC_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1, dout, OC, inp, C, 1, dw, C);
-    if (dbias) IC_T(colsum_add)(dbias, dout, B, OC);
+    IC_T(linear_backward_b)(dinp, dw, dbias, dout, inp, w, B, C, OC, 1);
 }
 
 /* The elementwise loops below run in blocks of IC__VB with a fixed-count
@@ -43,6 +48,38 @@ void IC_T(ic__linear_backward)(real *dinp, real *dw, real *dbias, const real *do
 #ifndef IC__VB
 #define IC__VB 16
 #endif
+
+/* acc (n) += the column sums of x (B, n). Columns in blocks of IC__VB
+ * (vectorized); each column still sums its rows in order b = 0 .. B-1,
+ * so the result is the plain loop's, bit for bit. */
+static void IC_T(colsum_add)(real *restrict acc, const real *restrict x, int B, int n)
+{
+    int i = 0;
+    /* 4 blocks at once: 4 independent chains of vector adds. */
+    for (; i + 4 * IC__VB <= n; i += 4 * IC__VB) {
+        real s[4 * IC__VB];
+        for (int j = 0; j < 4 * IC__VB; j++) s[j] = acc[i + j];
+        for (int b = 0; b < B; b++) {
+            const real *row = x + (size_t)b * n + i;
+            for (int j = 0; j < 4 * IC__VB; j++) s[j] += row[j];
+        }
+        for (int j = 0; j < 4 * IC__VB; j++) acc[i + j] = s[j];
+    }
+    for (; i + IC__VB <= n; i += IC__VB) {
+        real s[IC__VB];
+        for (int j = 0; j < IC__VB; j++) s[j] = acc[i + j];
+        for (int b = 0; b < B; b++) {
+            const real *row = x + (size_t)b * n + i;
+            for (int j = 0; j < IC__VB; j++) s[j] += row[j];
+        }
+        for (int j = 0; j < IC__VB; j++) acc[i + j] = s[j];
+    }
+    for (; i < n; i++) {
+        real s = acc[i];
+        for (int b = 0; b < B; b++) s += x[(size_t)b * n + i];
+        acc[i] = s;
+    }
+}
 
 void IC_T(ic__relu_forward)(real *x, size_t n)
 {
@@ -86,16 +123,38 @@ void IC_T(ic__cross_forward)(real *xn, real *z, real *h, const real *x0, const r
     IC_T(cross_mix)(xn, z, x0, x, (size_t)B * D);
 }
 
+/* dz (n) = dx * x0 and dx0 (n) += dx * z: the cross layer's elementwise
+ * backward, in blocks of IC__VB. */
+static void IC_T(cross_split)(real *restrict dz, real *restrict dx0, const real *restrict dx,
+                              const real *restrict x0, const real *restrict z, size_t n)
+{
+    size_t i = 0;
+    for (; i + IC__VB <= n; i += IC__VB)
+        for (int j = 0; j < IC__VB; j++) {
+            dz[i + j] = dx[i + j] * x0[i + j];
+            dx0[i + j] += dx[i + j] * z[i + j];
+        }
+    for (; i < n; i++) {
+        dz[i] = dx[i] * x0[i];
+        dx0[i] += dx[i] * z[i];
+    }
+}
+
+/* a (n) += b (n), in blocks of IC__VB. */
+static void IC_T(vec_add)(real *restrict a, const real *restrict b, size_t n)
+{
+    size_t i = 0;
+    for (; i + IC__VB <= n; i += IC__VB)
+        for (int j = 0; j < IC__VB; j++) a[i + j] += b[i + j];
+    for (; i < n; i++) a[i] += b[i];
+}
+
 void IC_T(ic__cross_backward)(real *dx, real *dx0, real *dz, real *dh, real *dw, real *du,
                               real *dv, real *db, const real *x0, const real *x, const real *z,
                               const real *h, const real *w, const real *u, const real *v,
                               int B, int D, int r)
 {
-    size_t n = (size_t)B * D;
-    for (size_t i = 0; i < n; i++) {
-        dz[i] = dx[i] * x0[i];
-        dx0[i] += dx[i] * z[i];
-    }
+    IC_T(cross_split)(dz, dx0, dx, x0, z, (size_t)B * D);
     /* dx keeps dL/dxn, which is also the residual's share of dL/dx; the
      * GEMMs below add the share through z. */
     if (r == 0) {
@@ -122,20 +181,30 @@ void IC_T(ic__head_forward)(real *logits, const real *x1, int C1, const real *x2
                 T);
 }
 
-void IC_T(ic__head_backward)(real *dx1, real *dx2, real *dw, real *db, const real *dlogits,
-                             const real *x1, int C1, const real *x2, int C2, const real *w,
-                             int B, int T)
+/* ic__head_backward with dx1, dx2 = dx_beta * themselves + the gradients:
+ * beta 0 overwrites them (no need to zero them first), beta 1 adds. */
+static void IC_T(head_backward_b)(real *dx1, real *dx2, real *dw, real *db, const real *dlogits,
+                                  const real *x1, int C1, const real *x2, int C2, const real *w,
+                                  int B, int T, real dx_beta)
 {
     int S = C1 + C2;
-    IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C1, T, 1, dlogits, T, w, S, 1, dx1, C1);
+    IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C1, T, 1, dlogits, T, w, S, dx_beta, dx1,
+            C1);
     IC_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, C1, B, 1, dlogits, T, x1, C1, 1, dw, S);
     if (x2) {
-        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C2, T, 1, dlogits, T, w + C1, S, 1,
-                dx2, C2);
+        IC_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C2, T, 1, dlogits, T, w + C1, S,
+                dx_beta, dx2, C2);
         IC_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, C2, B, 1, dlogits, T, x2, C2, 1,
                 dw + C1, S);
     }
     IC_T(colsum_add)(db, dlogits, B, T);
+}
+
+void IC_T(ic__head_backward)(real *dx1, real *dx2, real *dw, real *db, const real *dlogits,
+                             const real *x1, int C1, const real *x2, int C2, const real *w,
+                             int B, int T)
+{
+    IC_T(head_backward_b)(dx1, dx2, dw, db, dlogits, x1, C1, x2, C2, w, B, T, 1);
 }
 
 static real IC_T(sigmoid)(real z)
@@ -221,6 +290,16 @@ void IC_T(ic__clock_weights_backward)(real *dA, real *ds, const real *dc, const 
 void IC_T(ic__pool_forward)(real *out, const real *R, const int32_t *ent_u, const real *ew,
                             int e0, int e1, int d)
 {
+    if (d == IC__VB) { /* the default width: a fixed-count loop GCC vectorizes */
+        real acc[IC__VB] = {0};
+        for (int e = e0; e < e1; e++) {
+            const real *row = R + (size_t)ent_u[e] * IC__VB;
+            real w = ew[e];
+            for (int j = 0; j < IC__VB; j++) acc[j] += w * row[j];
+        }
+        memcpy(out, acc, sizeof acc);
+        return;
+    }
     memset(out, 0, d * sizeof(real));
     for (int e = e0; e < e1; e++) {
         const real *row = R + (size_t)ent_u[e] * d;
@@ -235,7 +314,10 @@ void IC_T(ic__pool_backward)(real *dR, real *dew, const real *dout, const real *
     for (int e = e0; e < e1; e++) {
         real *drow = dR + (size_t)ent_u[e] * d;
         real w = ew[e];
-        for (int j = 0; j < d; j++) drow[j] += w * dout[j];
+        if (d == IC__VB) /* the default width: a fixed-count loop GCC vectorizes */
+            for (int j = 0; j < IC__VB; j++) drow[j] += w * dout[j];
+        else
+            for (int j = 0; j < d; j++) drow[j] += w * dout[j];
         if (dew) {
             const real *row = R + (size_t)ent_u[e] * d;
             real dot = 0;
@@ -595,7 +677,7 @@ real IC_T(ic__net_forward_shared)(IC_T(ic__net) *n, const ic__plan *pl, const IC
 }
 
 /* The MLP backward: from da (B, H_last), the gradient of its output, down
- * to din (B, D) += the gradient of its input in. */
+ * to din (B, D) = the gradient of its input in (overwritten, not added). */
 static void IC_T(mlp_backward)(IC_T(ic__net) *n, real *din, const real *in, int B)
 {
     const ic__shape *sh = n->sh;
@@ -605,8 +687,7 @@ static void IC_T(mlp_backward)(IC_T(ic__net) *n, real *din, const real *in, int 
         const real *inp = i ? n->a[i - 1] : in;
         IC_T(ic__relu_backward)(da, n->a[i], (size_t)B * H);
         real *dinp = i ? da_prev : din;
-        if (i) memset(da_prev, 0, (size_t)B * C * sizeof(real));
-        IC_T(ic__linear_backward)(dinp, n->g.mw[i], n->g.mb[i], da, inp, n->p.mw[i], B, C, H);
+        IC_T(linear_backward_b)(dinp, n->g.mw[i], n->g.mb[i], da, inp, n->p.mw[i], B, C, H, 0);
         real *tmp = da;
         da = da_prev;
         da_prev = tmp;
@@ -623,17 +704,19 @@ void IC_T(ic__net_backward)(IC_T(ic__net) *n, const ic__plan *pl)
                            pl->Bn ? pl->Bn : B);
     const real *xL = IC_T(cross_out)(n, B);
     const real *deep = sh->n_mlp ? n->a[sh->n_mlp - 1] : NULL;
-    memset(n->dx, 0, BD * sizeof(real));
-    memset(n->dx0, 0, BD * sizeof(real));
-    if (deep) memset(n->da, 0, (size_t)B * sh->H * sizeof(real));
+    /* Zero only what no GEMM overwrites (beta 0) first: the heads write dx
+     * and da (parallel), or da or dx (stacked); the MLP writes dx0
+     * (parallel) or dx (stacked, the heads wrote da). So dx0 needs zeros
+     * unless the parallel MLP writes it. */
+    if (!(deep && sh->parallel)) memset(n->dx0, 0, BD * sizeof(real));
     if (sh->parallel)
-        IC_T(ic__head_backward)(n->dx, n->da, n->g.hw, n->g.hb, n->dlogits, xL, D, deep, sh->H,
-                                n->p.hw, B, T);
+        IC_T(head_backward_b)(n->dx, n->da, n->g.hw, n->g.hb, n->dlogits, xL, D, deep, sh->H,
+                              n->p.hw, B, T, 0);
     else
-        IC_T(ic__head_backward)(deep ? n->da : n->dx, NULL, n->g.hw, n->g.hb, n->dlogits,
-                                deep ? deep : xL, deep ? sh->H : D, NULL, 0, n->p.hw, B, T);
+        IC_T(head_backward_b)(deep ? n->da : n->dx, NULL, n->g.hw, n->g.hb, n->dlogits,
+                              deep ? deep : xL, deep ? sh->H : D, NULL, 0, n->p.hw, B, T, 0);
     /* Parallel: the MLP reads x0, its gradient goes to dx0. Stacked: it
-     * reads x_L, its gradient joins dx before the cross layers. */
+     * reads x_L, its gradient goes to dx before the cross layers. */
     if (deep) IC_T(mlp_backward)(n, sh->parallel ? n->dx0 : n->dx, sh->parallel ? n->x0 : xL, B);
     for (int l = sh->L - 1; l >= 0; l--) {
         size_t off = (size_t)l * BD;
@@ -642,6 +725,6 @@ void IC_T(ic__net_backward)(IC_T(ic__net) *n, const ic__plan *pl)
                                  n->g.cb[l], n->x0, x, n->z + off, n->h + (size_t)l * B * sh->r,
                                  n->p.cw[l], n->p.cu[l], n->p.cv[l], B, D, sh->r);
     }
-    for (size_t i = 0; i < BD; i++) n->dx0[i] += n->dx[i]; /* x_0 is x0 */
+    IC_T(vec_add)(n->dx0, n->dx, BD); /* x_0 is x0 */
     IC_T(embed_backward)(n, pl);
 }
