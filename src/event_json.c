@@ -15,21 +15,6 @@
 
 /* ---- Text buffer -------------------------------------------------------- */
 
-void ic__sb_add(ic__sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        b->p = ic__xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void ic__sb_puts(ic__sbuf *b, const char *s) { ic__sb_add(b, s, strlen(s)); }
-
 void ic__sb_printf(ic__sbuf *b, const char *fmt, ...)
 {
     char tmp[512];

@@ -9,7 +9,7 @@
  * output row, then sort the rows by time and write them atomically.
  *
  * Deliberately not streaming: rows are held in memory to be sorted (the
- * output text plus a 56-byte record per row), which is small for these
+ * output ic__sbuf plus a 56-byte record per row), which is small for these
  * sources. It never hard-codes a city: time zones come from the data or the
  * options. Distinct users, items and venues are told apart by their 64-bit
  * ic_hash alone (a collision among a few million strings is ~1e-7 likely).
@@ -22,43 +22,21 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* ---- Growable text ------------------------------------------------------ */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} text;
-
-static void text_put(text *t, const char *s, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + n + 1) cap *= 2;
-        t->p = ic__xrealloc(t->p, cap);
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void text_putc(text *t, char c) { text_put(t, &c, 1); }
-static void text_puts(text *t, const char *s) { text_put(t, s, strlen(s)); }
 
 /* Appends s[0..n) as one CSV field, quoted (RFC 4180) when it holds a
  * comma, a quote or a line break. */
-static void put_csv(text *t, const char *s, size_t n)
+static void put_csv(ic__sbuf *t, const char *s, size_t n)
 {
     if (!memchr(s, ',', n) && !memchr(s, '"', n) && !memchr(s, '\n', n) && !memchr(s, '\r', n)) {
-        text_put(t, s, n);
+        ic__sb_add(t, s, n);
         return;
     }
-    text_putc(t, '"');
+    ic__sb_putc(t, '"');
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"') text_putc(t, '"');
-        text_putc(t, s[i]);
+        if (s[i] == '"') ic__sb_putc(t, '"');
+        ic__sb_putc(t, s[i]);
     }
-    text_putc(t, '"');
+    ic__sb_putc(t, '"');
 }
 
 /* Trims spaces from s[0..*n) in place (returns the new start) and makes it
@@ -82,7 +60,7 @@ typedef struct {
     const char *path;
     uint64_t line;      /* first physical line of the record last read */
     uint64_t next_line; /* the next physical line to read */
-    text raw;           /* the record's text, line breaks inside quotes kept */
+    ic__sbuf raw;           /* the record's text, line breaks inside quotes kept */
     char *fbuf;         /* the fields, unquoted, NUL-terminated */
     size_t fbuf_cap;
     char **field;
@@ -172,7 +150,7 @@ static void rr_add_field(rec_reader *r, char *f)
 }
 
 /* Splits the record into r->field[] by delim. Returns 0, or the 1-based
- * column of malformed quoting (text after a closing quote). */
+ * column of malformed quoting (ic__sbuf after a closing quote). */
 static int rr_split(rec_reader *r, char delim)
 {
     if (r->fbuf_cap < r->raw.len + 1) {
@@ -289,7 +267,7 @@ typedef struct {
     uint64_t seq;   /* input order, which breaks ties */
     uint64_t item;  /* ic_hash of the item */
     uint32_t user;  /* index of the user */
-    uint32_t len;   /* the row's text after "ts,tz," */
+    uint32_t len;   /* the row's ic__sbuf after "ts,tz," */
     uint64_t off;
 } row;
 
@@ -298,11 +276,11 @@ typedef struct {
     ic_import_stats *st;
     row *rows;
     size_t n, cap;
-    text pool;      /* rows' text */
+    ic__sbuf pool;      /* rows' ic__sbuf */
     ic__u64map users;
     /* contexttrails */
     ic__u64map venues;  /* venue hash -> index into venue_off/len */
-    text venue_text;
+    ic__sbuf venue_text;
     uint64_t *venue_off;
     uint32_t *venue_len;
     uint8_t *venue_nocat;
@@ -324,7 +302,7 @@ static void imp_free(importer *m)
     free(m->venue_nocat);
 }
 
-/* Appends a row whose text is "user,item," + rest; returns it. */
+/* Appends a row whose ic__sbuf is "user,item," + rest; returns it. */
 static row *add_row(importer *m, const char *user, const char *item, const char *rest, size_t rest_len)
 {
     if (m->n == m->cap) {
@@ -339,19 +317,19 @@ static row *add_row(importer *m, const char *user, const char *item, const char 
     w->item = ic_hash(item, strlen(item));
     w->off = m->pool.len;
     put_csv(&m->pool, user, strlen(user));
-    text_putc(&m->pool, ',');
+    ic__sb_putc(&m->pool, ',');
     put_csv(&m->pool, item, strlen(item));
-    text_putc(&m->pool, ',');
-    text_put(&m->pool, rest, rest_len);
+    ic__sb_putc(&m->pool, ',');
+    ic__sb_add(&m->pool, rest, rest_len);
     w->len = (uint32_t)(m->pool.len - w->off);
     return w;
 }
 
 /* Appends the values of s[0..n) split at sep (trimmed, cleaned, without
  * empties and repeats) as one CSV field, joined by '|'. Modifies s. */
-static void put_list(text *t, char *s, size_t n, char sep)
+static void put_list(ic__sbuf *t, char *s, size_t n, char sep)
 {
-    text joined = {0};
+    ic__sbuf joined = {0};
     size_t vstart[64], vlen[64];
     int nv = 0;
     size_t start = 0;
@@ -364,10 +342,10 @@ static void put_list(text *t, char *s, size_t n, char sep)
         for (int k = 0; k < nv && !dup; k++)
             dup = vlen[k] == len && !memcmp(joined.p + vstart[k], v, len);
         if (dup) continue;
-        if (joined.len) text_putc(&joined, '|');
+        if (joined.len) ic__sb_putc(&joined, '|');
         vstart[nv] = joined.len;
         vlen[nv++] = len;
-        text_put(&joined, v, len);
+        ic__sb_add(&joined, v, len);
     }
     if (joined.len) put_csv(t, joined.p, joined.len);
     free(joined.p);
@@ -380,7 +358,7 @@ static int is_unknown(const char *s)
            !strcmp(s, "NaN") || !strcmp(s, "Unknown");
 }
 
-static void put_value(text *t, char *s)
+static void put_value(ic__sbuf *t, char *s)
 {
     size_t n = strlen(s);
     s = clean_value(s, &n);
@@ -402,7 +380,7 @@ enum { CT_POI_N = 17, P_ID = 0, P_CAT = 3, P_PRICE = 4, P_L1 = 16 };
  * ("Tex-Mex Restaurant", "Non-Profit Organization"): two pieces are joined
  * again when neither is a name seen alone in the venue file and the first
  * is a single word. (It misjudges a pair of rare one-word names; docs/DATA.md.) */
-static void put_categories(text *t, char *s, const ic__u64map *alone)
+static void put_categories(ic__sbuf *t, char *s, const ic__u64map *alone)
 {
     if (is_unknown(s)) return;
     char *piece[64];
@@ -414,16 +392,16 @@ static void put_categories(text *t, char *s, const ic__u64map *alone)
         *d = '\0';
         p = d + 1;
     }
-    text names = {0};
+    ic__sbuf names = {0};
     for (int i = 0; i < n; i++) {
-        text_puts(&names, piece[i]);
+        ic__sb_puts(&names, piece[i]);
         while (i + 1 < n && !strchr(piece[i], ' ') &&
                !ic__u64map_get(alone, ic_hash(piece[i], strlen(piece[i]))) &&
                !ic__u64map_get(alone, ic_hash(piece[i + 1], strlen(piece[i + 1])))) {
-            text_putc(&names, '-');
-            text_puts(&names, piece[++i]);
+            ic__sb_putc(&names, '-');
+            ic__sb_puts(&names, piece[++i]);
         }
-        if (i + 1 < n) text_putc(&names, '\x1f');
+        if (i + 1 < n) ic__sb_putc(&names, '\x1f');
     }
     put_list(t, names.p, names.len, '\x1f');
     free(names.p);
@@ -431,7 +409,7 @@ static void put_categories(text *t, char *s, const ic__u64map *alone)
 
 typedef struct {
     uint64_t id;
-    uint64_t cat, l1, price; /* offsets of NUL-terminated copies in a text */
+    uint64_t cat, l1, price; /* offsets of NUL-terminated copies in a ic__sbuf */
     uint64_t line;
 } poi_raw;
 
@@ -442,7 +420,7 @@ static ic_status ct_read_pois(importer *m, ic_error *err)
     int col[CT_POI_N];
     ic_status s = rr_open(&r, m->o->pois, err);
     if (s == IC_OK) s = read_header(&r, CT_POI_COLS, CT_POI_N, col, err);
-    text raw = {0};
+    ic__sbuf raw = {0};
     poi_raw *pr = NULL;
     size_t n = 0, cap = 0;
     ic__u64map alone = {0};
@@ -458,9 +436,9 @@ static ic_status ct_read_pois(importer *m, ic_error *err)
         p->id = ic_hash(id, strlen(id));
         p->line = r.line;
         const char *cat = r.field[col[P_CAT]];
-        p->cat = raw.len, text_put(&raw, cat, strlen(cat) + 1);
-        p->l1 = raw.len, text_put(&raw, r.field[col[P_L1]], strlen(r.field[col[P_L1]]) + 1);
-        p->price = raw.len, text_put(&raw, r.field[col[P_PRICE]], strlen(r.field[col[P_PRICE]]) + 1);
+        p->cat = raw.len, ic__sb_add(&raw, cat, strlen(cat) + 1);
+        p->l1 = raw.len, ic__sb_add(&raw, r.field[col[P_L1]], strlen(r.field[col[P_L1]]) + 1);
+        p->price = raw.len, ic__sb_add(&raw, r.field[col[P_PRICE]], strlen(r.field[col[P_PRICE]]) + 1);
         int added;
         if (!strchr(cat, '-') && !is_unknown(cat)) ic__u64map_put(&alone, ic_hash(cat, strlen(cat)), 0, &added);
     }
@@ -478,11 +456,11 @@ static ic_status ct_read_pois(importer *m, ic_error *err)
         size_t k = m->n_venues++;
         m->venue_off[k] = m->venue_text.len;
         put_categories(&m->venue_text, raw.p + pr[i].cat, &alone);
-        text_putc(&m->venue_text, ',');
+        ic__sb_putc(&m->venue_text, ',');
         size_t before = m->venue_text.len;
         put_list(&m->venue_text, raw.p + pr[i].l1, strlen(raw.p + pr[i].l1), ',');
         m->venue_nocat[k] = m->venue_text.len == before;
-        text_putc(&m->venue_text, ',');
+        ic__sb_putc(&m->venue_text, ',');
         put_value(&m->venue_text, raw.p + pr[i].price);
         m->venue_len[k] = (uint32_t)(m->venue_text.len - m->venue_off[k]);
     }
@@ -531,7 +509,7 @@ static ic_status ct_read_checkins(importer *m, const char *path, ic_error *err)
     int col[CT_N], rc;
     ic_status s = rr_open(&r, path, err);
     if (s == IC_OK) s = read_header(&r, CT_COLS, CT_N, col, err);
-    text rest = {0};
+    ic__sbuf rest = {0};
     while (s == IC_OK && (rc = rr_next(&r, err)) != 0) {
         if (rc < 0) { s = rc; break; }
         m->st->rows++;
@@ -548,10 +526,10 @@ static ic_status ct_read_checkins(importer *m, const char *path, ic_error *err)
             s = reject(m->st, m->o->strict, &r, "bad timestamp", r.field[col[C_TIME]], err);
         else {
             rest.len = 0;
-            text_put(&rest, m->venue_text.p + m->venue_off[*v], m->venue_len[*v]);
-            text_putc(&rest, ',');
+            ic__sb_add(&rest, m->venue_text.p + m->venue_off[*v], m->venue_len[*v]);
+            ic__sb_putc(&rest, ',');
             put_value(&rest, r.field[col[C_COND]]);
-            text_puts(&rest, ",1");
+            ic__sb_puts(&rest, ",1");
             row *w = add_row(m, user, venue, rest.p, rest.len);
             w->ts = ts;
             w->tz = has_off ? off : INT32_MIN;
@@ -625,7 +603,7 @@ static ic_status ts_read(importer *m, const char *path, ic_error *err)
     int col[TS_N], rc;
     ic_status s = rr_open(&r, path, err);
     if (s == IC_OK) s = read_header(&r, TS_COLS, TS_N, col, err);
-    text rest = {0};
+    ic__sbuf rest = {0};
     while (s == IC_OK && (rc = rr_next(&r, err)) != 0) {
         if (rc < 0) { s = rc; break; }
         m->st->rows++;
@@ -645,11 +623,11 @@ static ic_status ts_read(importer *m, const char *path, ic_error *err)
         else {
             rest.len = 0;
             put_value(&rest, f[col[T_CAT]]);
-            text_putc(&rest, ',');
+            ic__sb_putc(&rest, ',');
             put_value(&rest, f[col[T_PRICE]]);
-            text_putc(&rest, ',');
+            ic__sb_putc(&rest, ',');
             put_value(&rest, f[col[T_WEATHER]]);
-            text_puts(&rest, ",1");
+            ic__sb_puts(&rest, ",1");
             row *w = add_row(m, f[col[T_USER]], f[col[T_POI]], rest.p, rest.len);
             w->week = tid;
             w->slot = day * 24 + (int)hour;

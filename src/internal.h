@@ -57,6 +57,16 @@ uint32_t *ic__u64map_put(ic__u64map *m, uint64_t key, uint32_t v, int *added);
 /* The value of key, or NULL. */
 const uint32_t *ic__u64map_get(const ic__u64map *m, uint64_t key);
 
+/* A growing text buffer; zero-initialise it, free(b.p) when done. p stays
+ * NUL-terminated; appending aborts on out of memory. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} ic__sbuf;
+void ic__sb_add(ic__sbuf *b, const char *s, size_t n);
+void ic__sb_puts(ic__sbuf *b, const char *s);
+void ic__sb_putc(ic__sbuf *b, char c);
+
 /* ---- Binary files: versioned, checksummed, written atomically ----------
  * Layout: magic (8 bytes) | version (u32) | payload | payload length (u64)
  * | XXH64 of everything before it (u64). The writer writes to path.tmp,

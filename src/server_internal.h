@@ -15,16 +15,8 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 
-/* ---- A growing text buffer (replies) ------------------------------------- */
+/* ---- Replies: an ic__sbuf (internal.h) with printf and JSON ---------------- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} ic__sbuf;
-
-/* Appends; aborts on out of memory. p stays NUL-terminated. */
-void ic__sb_add(ic__sbuf *b, const char *s, size_t n);
-void ic__sb_puts(ic__sbuf *b, const char *s);
 void ic__sb_printf(ic__sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s[0..n) as a JSON string literal, quotes included. */
 void ic__sb_json_str(ic__sbuf *b, const char *s, size_t n);

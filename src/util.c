@@ -255,6 +255,25 @@ const uint32_t *ic__u64map_get(const ic__u64map *m, uint64_t key)
     return NULL;
 }
 
+/* ---- A growing text buffer ---------------------------------------------------- */
+
+void ic__sb_add(ic__sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        b->p = ic__xrealloc(b->p, cap);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void ic__sb_puts(ic__sbuf *b, const char *s) { ic__sb_add(b, s, strlen(s)); }
+
+void ic__sb_putc(ic__sbuf *b, char c) { ic__sb_add(b, &c, 1); }
+
 /* ---- Checksummed binary files --------------------------------------------- */
 
 ic_status ic__bw_open(ic_bwriter *w, const char *path, const char magic[8],
