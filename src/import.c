@@ -9,7 +9,7 @@
  * output row, then sort the rows by time and write them atomically.
  *
  * Deliberately not streaming: rows are held in memory to be sorted (the
- * output ic__sbuf plus a 56-byte record per row), which is small for these
+ * output text plus a 56-byte record per row), which is small for these
  * sources. It never hard-codes a city: time zones come from the data or the
  * options. Distinct users, items and venues are told apart by their 64-bit
  * ic_hash alone (a collision among a few million strings is ~1e-7 likely).
@@ -150,7 +150,7 @@ static void rr_add_field(rec_reader *r, char *f)
 }
 
 /* Splits the record into r->field[] by delim. Returns 0, or the 1-based
- * column of malformed quoting (ic__sbuf after a closing quote). */
+ * column of malformed quoting (text after a closing quote). */
 static int rr_split(rec_reader *r, char delim)
 {
     if (r->fbuf_cap < r->raw.len + 1) {
@@ -267,7 +267,7 @@ typedef struct {
     uint64_t seq;   /* input order, which breaks ties */
     uint64_t item;  /* ic_hash of the item */
     uint32_t user;  /* index of the user */
-    uint32_t len;   /* the row's ic__sbuf after "ts,tz," */
+    uint32_t len;   /* the row's text after "ts,tz," */
     uint64_t off;
 } row;
 
@@ -276,7 +276,7 @@ typedef struct {
     ic_import_stats *st;
     row *rows;
     size_t n, cap;
-    ic__sbuf pool;      /* rows' ic__sbuf */
+    ic__sbuf pool;      /* rows' text */
     ic__u64map users;
     /* contexttrails */
     ic__u64map venues;  /* venue hash -> index into venue_off/len */
@@ -302,7 +302,7 @@ static void imp_free(importer *m)
     free(m->venue_nocat);
 }
 
-/* Appends a row whose ic__sbuf is "user,item," + rest; returns it. */
+/* Appends a row whose text is "user,item," + rest; returns it. */
 static row *add_row(importer *m, const char *user, const char *item, const char *rest, size_t rest_len)
 {
     if (m->n == m->cap) {
@@ -409,7 +409,7 @@ static void put_categories(ic__sbuf *t, char *s, const ic__u64map *alone)
 
 typedef struct {
     uint64_t id;
-    uint64_t cat, l1, price; /* offsets of NUL-terminated copies in a ic__sbuf */
+    uint64_t cat, l1, price; /* offsets of NUL-terminated copies in a text buffer */
     uint64_t line;
 } poi_raw;
 
