@@ -13,6 +13,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Draws p into a memory buffer (caller frees). Returns the status. */
 static ic_status draw(const ic_plot_hourly *p, char **out, ic_error *err)
@@ -224,6 +227,51 @@ static void test_bad_args(void **state)
     free(svg);
 }
 
+/* `iclock plot hourly` as a user runs it: a chart of a real field, and the
+ * exit statuses of the mistakes a user makes. */
+static int run_plot(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s plot %s >/dev/null 2>&1", getenv("ICLOCK_BIN"), args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_command(void **state)
+{
+    (void)state;
+    if (!getenv("ICLOCK_BIN")) skip();
+    char dir[] = "/tmp/ic_plotcli_XXXXXX", log[64], svg[64], args[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(log, sizeof log, "%s/log.csv", dir);
+    snprintf(svg, sizeof svg, "%s/genre.svg", dir);
+    ic_synth_opts o;
+    ic_synth_opts_default(&o);
+    o.n_users = 30;
+    o.n_days = 5;
+    FILE *f = fopen(log, "w");
+    assert_non_null(f);
+    assert_int_equal(ic_synth_write_csv(&o, f, NULL, NULL), IC_OK);
+    fclose(f);
+    snprintf(args, sizeof args, "hourly --data %s --field genre -o %s", log, svg);
+    assert_int_equal(run_plot(args), 0);
+    f = fopen(svg, "r");
+    assert_non_null(f);
+    char head[128] = {0};
+    assert_true(fread(head, 1, sizeof head - 1, f) > 0);
+    fclose(f);
+    assert_non_null(strstr(head, "<svg"));
+    snprintf(args, sizeof args, "hourly --data %s --field colour -o %s", log, svg);
+    assert_int_equal(run_plot(args), 2); /* not a field of the config */
+    snprintf(args, sizeof args, "hourly --data %s/none.csv --field genre -o %s", dir, svg);
+    assert_int_equal(run_plot(args), 1); /* no such file */
+    snprintf(args, sizeof args, "hourly --field genre -o %s", svg);
+    assert_int_equal(run_plot(args), 2); /* no --data */
+    assert_int_equal(run_plot("sideways"), 2); /* no such chart */
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    assert_int_equal(system(args), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_legend_shares),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests_name("plot", tests, NULL, NULL);
 }
