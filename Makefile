@@ -30,7 +30,7 @@ all: $(B)/iclock
 deps:
 	bash scripts/deps.sh
 
-$(B)/%.o: %.c include/iclock.h $(wildcard src/*.h) $(wildcard tests/*.h)
+$(B)/%.o: %.c include/iclock.h $(wildcard src/*.h) $(wildcard tests/*.h) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 

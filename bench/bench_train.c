@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench.h"
 
 /* ---- timers ------------------------------------------------------------- */
 
@@ -69,17 +70,6 @@ static void tick_add(tick *acc, tick t0)
     acc->proc += t1.proc - t0.proc;
 }
 
-/* The 1-minute load average, at the time of a measurement. */
-static double load1(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 /* ---- the log and the prebuilt samples -------------------------------------- */
 
