@@ -8,13 +8,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "iclock.h"
 
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64], log_path[128], out_path[128];
@@ -26,17 +26,7 @@ static int setup(void **state)
     if (!mkdtemp(dir)) return -1;
     snprintf(log_path, sizeof log_path, "%s/log.csv", dir);
     snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
-    ic_synth_opts o;
-    ic_synth_opts_default(&o);
-    o.n_users = 40;
-    o.n_items = 300;
-    o.n_days = 20;
-    o.seed = 3;
-    FILE *f = fopen(log_path, "w");
-    if (!f) return -1;
-    ic_status s = ic_synth_write_csv(&o, f, NULL, NULL);
-    fclose(f);
-    return s == IC_OK ? 0 : -1;
+    return ic_test_write_synth(log_path, 40, 300, 20, 3);
 }
 
 static int teardown(void **state)
@@ -47,13 +37,7 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static int run_tool(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>/dev/null", getenv("ICLOCK_BIN"), args, out_path);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+static int run_tool(const char *args) { return ic_test_run_tool(args, out_path, "/dev/null"); }
 
 static cJSON *read_out(void)
 {

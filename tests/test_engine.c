@@ -8,13 +8,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "internal.h"
 
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 void openblas_set_num_threads(int n);
@@ -30,18 +30,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/ic_engine_XXXXXX");
     if (!mkdtemp(dir)) return -1;
     snprintf(log_path, sizeof log_path, "%s/log.csv", dir);
-    ic_synth_opts o;
-    ic_synth_opts_default(&o);
-    o.n_users = 120;
-    o.n_items = 400;
-    o.n_days = 21;
-    o.seed = 7;
-    FILE *f = fopen(log_path, "w");
-    if (!f) return -1;
-    ic_error err;
-    ic_status s = ic_synth_write_csv(&o, f, NULL, &err);
-    fclose(f);
-    return s == IC_OK ? 0 : -1;
+    return ic_test_write_synth(log_path, 120, 400, 21, 7);
 }
 
 static int teardown(void **state)
@@ -284,11 +273,9 @@ static void test_experiment_deterministic(void **state)
 /* Runs the tool with args, stdout to out, stderr to dir/stderr.txt. */
 static int run_tool_to(const char *args, const char *out)
 {
-    const char *bin = getenv("ICLOCK_BIN");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s/stderr.txt", bin, args, out, dir);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char err[128];
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    return ic_test_run_tool(args, out, err);
 }
 
 static int run_tool(const char *args) { return run_tool_to(args, "/dev/null"); }

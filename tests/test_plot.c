@@ -9,12 +9,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* Draws p into a memory buffer (caller frees). Returns the status. */
@@ -232,9 +232,8 @@ static void test_bad_args(void **state)
 static int run_plot(const char *args)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s plot %s >/dev/null 2>&1", getenv("ICLOCK_BIN"), args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    snprintf(cmd, sizeof cmd, "plot %s", args);
+    return ic_test_run_tool(cmd, "/dev/null", "/dev/null");
 }
 
 static void test_command(void **state)
@@ -245,17 +244,10 @@ static void test_command(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(log, sizeof log, "%s/log.csv", dir);
     snprintf(svg, sizeof svg, "%s/genre.svg", dir);
-    ic_synth_opts o;
-    ic_synth_opts_default(&o);
-    o.n_users = 30;
-    o.n_days = 5;
-    FILE *f = fopen(log, "w");
-    assert_non_null(f);
-    assert_int_equal(ic_synth_write_csv(&o, f, NULL, NULL), IC_OK);
-    fclose(f);
+    assert_int_equal(ic_test_write_synth(log, 30, 10000, 5, 1), 0);
     snprintf(args, sizeof args, "hourly --data %s --field genre -o %s", log, svg);
     assert_int_equal(run_plot(args), 0);
-    f = fopen(svg, "r");
+    FILE *f = fopen(svg, "r");
     assert_non_null(f);
     char head[128] = {0};
     assert_true(fread(head, 1, sizeof head - 1, f) > 0);
