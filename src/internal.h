@@ -24,6 +24,8 @@ void *ic__xcalloc(size_t n, size_t size);
 void *ic__xrealloc(void *p, size_t n);
 /* 64-byte aligned, zeroed; free with free(). */
 void *ic__xalloc_aligned(size_t n);
+/* Prints that n bytes could not be had, and aborts. */
+_Noreturn void *ic__oom(size_t n);
 
 /* Writes printf-style text into err (if err is non-NULL) and returns s. */
 ic_status ic__fail(ic_error *err, ic_status s, const char *fmt, ...)

@@ -35,7 +35,7 @@ _Noreturn void ic__assert_fail(const char *cond, const char *file, int line)
     abort();
 }
 
-static void *oom(size_t n)
+_Noreturn void *ic__oom(size_t n)
 {
     fprintf(stderr, "iclock: out of memory (asked for %zu bytes)\n", n);
     abort();
@@ -44,26 +44,26 @@ static void *oom(size_t n)
 void *ic__xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    return p ? p : oom(n);
+    return p ? p : ic__oom(n);
 }
 
 void *ic__xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    return p ? p : oom(n * size);
+    return p ? p : ic__oom(n * size);
 }
 
 void *ic__xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
-    return q ? q : oom(n);
+    return q ? q : ic__oom(n);
 }
 
 void *ic__xalloc_aligned(size_t n)
 {
     size_t rounded = (n + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, rounded ? rounded : 64);
-    if (!p) oom(n);
+    if (!p) ic__oom(n);
     memset(p, 0, rounded ? rounded : 64);
     return p;
 }
@@ -286,7 +286,7 @@ ic_status ic__bw_open(ic_bwriter *w, const char *path, const char magic[8],
     if (!w->f)
         return ic__fail(err, IC_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
     XXH64_state_t *h = XXH64_createState();
-    if (!h) oom(sizeof *h);
+    if (!h) ic__oom(sizeof *h);
     XXH64_reset(h, 0);
     w->hash = h;
     /* magic and version are hashed but are not payload */
