@@ -11,15 +11,20 @@
  * b (already applied, e.g. in the same second) are never seen, and expiry
  * at a is exact whenever the user is next looked at (lazy expiry). Records
  * are dropped for good only below (latest event - W - 2 days), by the
- * user's own events and by a sweep that visits one user per applied event;
- * that bounds memory by what lies in the window (plus two days) and frees
- * users whose records are all gone.
+ * user's own events; a sweep that looks at one user header per applied
+ * event forgets the users whose records all lie below that horizon. So a
+ * user holds at most the records of the W + 2 days before its latest
+ * event, and an inactive user is gone within one sweep round.
  *
  * Memory layout (clock_internal.h), chosen because the work is bound by
  * memory latency, not arithmetic: a user is a 128-byte header plus one
  * block (list rows with their cached top-k, entries, hash slots, 12-byte
  * records), so an event touches few cache lines and no allocation happens
- * except when a part of the block doubles or halves. The cached top-k of a
+ * except when a part of the block doubles or halves; blocks come from the
+ * store's pool (pool.c), which keeps freed memory for reuse because a
+ * fresh page costs a fault. ic_clock_prefetch runs a pipeline of hints
+ * ahead of the events (below) so that the misses of several events
+ * overlap. The cached top-k of a
  * list lives in its row in the view's own form (values, then scores), and
  * only lists that have entries have a row, so a query copies the rows of
  * the user's hours, not 24 x fields empty places.
@@ -34,6 +39,7 @@
  *
  * Not here: saving and loading (clock_io.c), drawing (plot.c). */
 #include "clock_internal.h"
+#include "pool.h"
 
 #include <math.h>
 #if defined(__AVX512F__)
@@ -42,7 +48,7 @@
 
 #define DAY 86400
 
-_Static_assert(IC_MAX_TOPK <= 8, "a row's top-k is copied in one 8-lane masked store");
+_Static_assert(IC_MAX_TOPK <= 8, "a row's top-k is copied in one 8-lane store");
 
 static uint64_t mix64(uint64_t x)
 {
@@ -80,6 +86,7 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     s->row_bytes = ic__clk_row_bytes(s->k);
     s->window = (int64_t)cfg->window_days * DAY;
     for (int a = 0; a < cfg->n_actions; a++) s->weight[a] = cfg->action[a].weight;
+    s->pool = ic__pool_create();
     s->utab_cap = 16;
     s->utab = ic__xcalloc(s->utab_cap, sizeof *s->utab);
     s->last_ts = INT64_MIN;
@@ -88,10 +95,13 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     return IC_OK;
 }
 
+static void block_release(ic_clock_store *s, const ic__clk_user *u);
+
 void ic_clock_free(ic_clock_store *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->n_users; i++) free(s->users[i].blk);
+    for (size_t i = 0; i < s->n_users; i++) block_release(s, &s->users[i]);
+    ic__pool_free(s->pool);
     free(s->users);
     free(s->utab);
     free(s);
@@ -115,16 +125,24 @@ static size_t block_bytes(const ic_clock_store *s, blk_caps c)
 static void block_point(const ic_clock_store *s, ic__clk_user *u, unsigned char *blk, blk_caps c)
 {
     u->blk = blk;
-    u->rows = (ic__clk_row *)(blk + IC__CLK_HF);
-    u->ent = (ic__clk_entry *)((unsigned char *)u->rows + c.rows * s->row_bytes);
+    u->ent = (ic__clk_entry *)(blk + IC__CLK_HF + c.rows * s->row_bytes);
     u->slot = (uint32_t *)(u->ent + c.ent);
     u->rec = (ic__clk_rec *)(u->slot + c.slot);
     u->row_cap = (uint8_t)c.rows, u->ent_cap = c.ent, u->slot_cap = c.slot, u->rec_cap = c.rec;
 }
 
+/* A new block of capacities c from the store's pool (contents undefined). */
+static unsigned char *block_alloc(ic_clock_store *s, blk_caps c) { return ic__pool_alloc(s->pool, block_bytes(s, c)); }
+
+/* Gives u's block back to the pool (u may be a copy of the header). */
+static void block_release(ic_clock_store *s, const ic__clk_user *u)
+{
+    ic__pool_release(s->pool, u->blk, block_bytes(s, caps_of(u)));
+}
+
 static inline ic__clk_row *row_at(const ic_clock_store *s, const ic__clk_user *u, unsigned i)
 {
-    return (ic__clk_row *)((unsigned char *)u->rows + i * s->row_bytes);
+    return (ic__clk_row *)(u->blk + IC__CLK_HF + i * s->row_bytes);
 }
 
 /* The row of list hf (it must have one). */
@@ -152,31 +170,32 @@ static void slots_fill(ic__clk_user *u)
 
 /* Moves u into a new block of capacities c (each part at least as large as
  * its contents); the live records move to the front. */
-static void user_move(const ic_clock_store *s, ic__clk_user *u, blk_caps c)
+static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
 {
     ic__clk_user old = *u;
     IC_ASSERT(c.rows >= old.n_rows && c.ent >= old.n_ent && c.rec >= old.end - old.start);
-    block_point(s, u, ic__xmalloc(block_bytes(s, c)), c);
+    block_point(s, u, block_alloc(s, c), c);
     if (!old.blk) { /* a new user */
         memset(u->blk, 0, IC__CLK_HF);
         memset(u->slot, 0, c.slot * sizeof *u->slot);
         return;
     }
     memcpy(u->blk, old.blk, IC__CLK_HF);
-    memcpy(u->rows, old.rows, old.n_rows * s->row_bytes);
+    memcpy(u->blk + IC__CLK_HF, old.blk + IC__CLK_HF, old.n_rows * s->row_bytes);
     memcpy(u->ent, old.ent, old.n_ent * sizeof *u->ent);
     if (c.slot == old.slot_cap) memcpy(u->slot, old.slot, c.slot * sizeof *u->slot);
     else slots_fill(u);
     uint32_t live = old.end - old.start;
     memcpy(u->rec, old.rec + old.start, live * sizeof *u->rec);
     u->lo -= old.start, u->hi -= old.start, u->end = live, u->start = 0;
-    free(old.blk);
+    block_release(s, &old);
 }
 
-/* Gives u's records a capacity of cap (at least the live ones): moves
- * them to the front and reallocates the block, whose last part they are,
- * so nothing else is copied (and large blocks grow by remapping pages). */
-static void rec_resize(const ic_clock_store *s, ic__clk_user *u, uint32_t cap)
+/* Gives u's records a capacity of cap (at least the live ones), moving
+ * the live ones to the front. The records are the block's last part, so
+ * the block is resized keeping everything up to the last live record (a
+ * large block is remapped, not copied: ic__pool_resize). */
+static void rec_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
 {
     uint32_t live = u->end - u->start;
     IC_ASSERT(cap >= live);
@@ -184,9 +203,11 @@ static void rec_resize(const ic_clock_store *s, ic__clk_user *u, uint32_t cap)
         memmove(u->rec, u->rec + u->start, (size_t)live * sizeof *u->rec);
         u->lo -= u->start, u->hi -= u->start, u->end = live, u->start = 0;
     }
+    if (cap == u->rec_cap) return;
     blk_caps c = caps_of(u);
+    size_t old_bytes = block_bytes(s, c), keep = (size_t)((unsigned char *)(u->rec + live) - u->blk);
     c.rec = cap;
-    block_point(s, u, ic__xrealloc(u->blk, block_bytes(s, c)), c);
+    block_point(s, u, ic__pool_resize(s->pool, u->blk, old_bytes, block_bytes(s, c), keep), c);
 }
 
 /* ---- the user table: open addressing (linear probing) on the id --------- */
@@ -205,31 +226,51 @@ ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id)
     return x ? &s->users[x - 1] : NULL;
 }
 
-/* Stage 1 of a prefetch: asks for the user's header. */
-void ic__clock_prefetch_user(const ic_clock_store *s, uint64_t user)
+/* ---- the prefetch pipeline (ic_clock_prefetch) ----------------------------
+ * DRAM latency here is ~330 ns per dependent miss (docs/PERFORMANCE.md), and
+ * an event's work is a chain of them: user table -> header -> block (rows,
+ * records, hash slots) -> entries. A stage that *loads* a missing line stalls
+ * the core until it arrives, so each stage below loads only what an earlier
+ * stage asked for, and asks for the next level: the user table's slot
+ * D_SLOT events ahead, the header D_HEAD ahead, the block's lines D_BLOCK
+ * ahead, the entries the event's query and apply will change D_ENT ahead.
+ * Every stage only reads the store; addresses may be stale by the time the
+ * event comes (other events moved the block): then a hint is wasted. */
+enum { D_SLOT = 10, D_HEAD = 6, D_BLOCK = 3, D_ENT = 1 };
+
+static void pf_lines(const void *p, size_t bytes)
 {
-    uint32_t x = s->utab[mix64(user) & (s->utab_cap - 1)];
-    if (!x) return;
-    const ic__clk_user *u = &s->users[x - 1];
-    __builtin_prefetch(u);
-    __builtin_prefetch((const char *)u + 64);
+    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63), *e = (const char *)p + bytes;
+    for (; c < e; c += 64) __builtin_prefetch(c);
 }
 
-/* Stage 2: reads the header (cheap if stage 1 ran far enough ahead) and
- * asks for the block's lines the query and the apply of ev will touch. */
-void ic__clock_prefetch_block(const ic_clock_store *s, const ic_event *ev)
+/* The user in the first slot of its table probe, without probing further
+ * (a hint may miss users that sit further along the probe chain). */
+static const ic__clk_user *pf_user(const ic_clock_store *s, uint64_t user)
 {
-    uint32_t x = s->utab[mix64(ev->user) & (s->utab_cap - 1)];
-    if (!x || s->users[x - 1].id != ev->user) return;
-    const ic__clk_user *u = &s->users[x - 1];
-    __builtin_prefetch(u->blk);
+    uint32_t x = s->utab[mix64(user) & (s->utab_cap - 1)];
+    return x && s->users[x - 1].id == user ? &s->users[x - 1] : NULL;
+}
+
+static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_t *a, int64_t *b);
+
+/* Stage 3: the block's lines the event will touch: the list index, the
+ * rows (copied out by the query), the ring around the window's ends and its
+ * end, the hash slots of the event's values. */
+static void pf_block(const ic_clock_store *s, const ic_event *ev)
+{
+    const ic__clk_user *u = pf_user(s, ev->user);
+    if (!u) return;
+    /* The list index and the first rows; the core's own stream prefetcher
+     * follows the query's sequential copy through the rest (asking for all
+     * rows of a large user measured no faster and costs instructions). */
+    size_t head = IC__CLK_HF + u->n_rows * s->row_bytes;
+    pf_lines(u->blk, head < 16 * 64 ? head : 16 * 64);
     if (u->end > u->start) {
-        __builtin_prefetch(&u->rec[u->end - 1]);
-        __builtin_prefetch(&u->rec[u->lo]);
+        pf_lines(&u->rec[u->lo], 2 * 64);
+        pf_lines(&u->rec[u->hi > u->start ? u->hi - 1 : u->hi], 64);
+        pf_lines(&u->rec[u->end - 1], 2 * sizeof *u->rec);
     }
-    size_t rb = u->n_rows * s->row_bytes;
-    for (size_t o = 0; o < rb && o < 16 * 64; o += 64) __builtin_prefetch((const char *)u->rows + o);
-    /* The hash slots the apply will probe for the event's values. */
     unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min), mask = u->slot_cap - 1;
     for (int f = 0; f < s->F; f++) {
         int fi = s->cfg.clock_field[f];
@@ -238,12 +279,42 @@ void ic__clock_prefetch_block(const ic_clock_store *s, const ic_event *ev)
     }
 }
 
+/* Stage 4: the entries whose scores the event's query (records entering
+ * and leaving the window) and apply (the event's values) will change. */
+static void pf_entries(const ic_clock_store *s, const ic_event *ev)
+{
+    const ic__clk_user *u = pf_user(s, ev->user);
+    if (!u) return;
+    if (u->end > u->start) {
+        int64_t a, b;
+        window_of(s, ev->ts, ev->tz_min, &a, &b);
+        int64_t ra = a - u->base, rb = b - u->base;
+        for (uint32_t i = u->hi, m = 0; i < u->end && m < 8 && u->rec[i].t < rb; i++, m++)
+            if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
+                __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
+        for (uint32_t i = u->lo, m = 0; i < u->hi && m < 8 && u->rec[i].t < ra; i++, m++)
+            if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
+                __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
+    }
+    unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min), mask = u->slot_cap - 1;
+    for (int f = 0; f < s->F; f++) {
+        int fi = s->cfg.clock_field[f];
+        for (int j = ev->voff[fi]; j < ev->voff[fi + 1] && j < IC_MAX_VALUES; j++) {
+            uint32_t x = u->slot[entry_hash(h * (unsigned)s->F + (unsigned)f, ev->val[j]) & mask];
+            if (x) __builtin_prefetch(&u->ent[x - 1]);
+        }
+    }
+}
+
 void ic_clock_prefetch(const ic_clock_store *s, const ic_event *ev, size_t n, size_t i)
 {
-    /* Measured with bench_clock (docs/PERFORMANCE.md): the header 8 events
-     * ahead, the block's lines 3 ahead (by then the header is in cache). */
-    if (i + 8 < n) ic__clock_prefetch_user(s, ev[i + 8].user);
-    if (i + 3 < n) ic__clock_prefetch_block(s, &ev[i + 3]);
+    if (i + D_SLOT < n) __builtin_prefetch(&s->utab[mix64(ev[i + D_SLOT].user) & (s->utab_cap - 1)]);
+    if (i + D_HEAD < n) {
+        uint32_t x = s->utab[mix64(ev[i + D_HEAD].user) & (s->utab_cap - 1)];
+        if (x) pf_lines(&s->users[x - 1], sizeof(ic__clk_user));
+    }
+    if (i + D_BLOCK < n) pf_block(s, &ev[i + D_BLOCK]);
+    if (i + D_ENT < n) pf_entries(s, &ev[i + D_ENT]);
 }
 
 static void utab_resize(ic_clock_store *s, size_t cap)
@@ -297,7 +368,7 @@ static void user_remove(ic_clock_store *s, size_t i)
             pos = j;
         }
     }
-    free(s->users[i].blk);
+    block_release(s, &s->users[i]);
     size_t last = s->n_users - 1;
     if (i != last) {
         s->utab[utab_pos(s, s->users[last].id)] = (uint32_t)i + 1;
@@ -374,7 +445,7 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
     while (slots < 2 * (m + 1)) slots *= 2;
     ic__clk_user old = *u;
     blk_caps c = {lists > 4 ? lists : 4, m > 4 ? 2 * m : 8, slots, old.rec_cap};
-    block_point(s, u, ic__xmalloc(block_bytes(s, c)), c);
+    block_point(s, u, block_alloc(s, c), c);
     uint32_t *remap = ic__xmalloc((size_t)old.n_ent * sizeof *remap + 1);
     for (uint32_t e = 0; e < old.n_ent; e++) {
         remap[e] = IC__CLK_NONE;
@@ -402,7 +473,7 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
         for (uint32_t e = off[hf]; e-- > prev;) u->ent[e].next = r->head, r->head = e;
     }
     slots_fill(u);
-    free(old.blk);
+    block_release(s, &old);
 }
 
 /* ---- a user's records and window ----------------------------------------- */
@@ -431,6 +502,7 @@ void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float de
         }
     }
     u->rec[u->end++] = (ic__clk_rec){.t = (uint32_t)(ts - u->base), .delta = delta, .ref = ref};
+    u->newest = ts;
 }
 
 static inline void mark_dirty(ic__clk_user *u, unsigned hf) { u->dirty[hf >> 6] |= 1ull << (hf & 63); }
@@ -551,15 +623,19 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 
 /* ---- apply ---------------------------------------------------------------- */
 
-/* Prunes the next user of the round-robin sweep, and forgets it if empty. */
+/* Visits the next user of the round-robin sweep and forgets it if all its
+ * records are older than horizon. Reads only the header (prefetched ahead):
+ * the records of a user who is still active are dropped by its own events
+ * (user_prune in ic_clock_apply), so a user holds at most the records of
+ * the W + 2 days before its latest event, and is forgotten within a sweep
+ * round (n_users events) once those too lie beyond the horizon. */
 static void sweep_one(ic_clock_store *s, int64_t horizon)
 {
     if (s->n_users == 0) return;
     if (s->sweep >= s->n_users) s->sweep = 0;
-    if (s->sweep + 8 < s->n_users) __builtin_prefetch(&s->users[s->sweep + 8]);
+    if (s->sweep + 8 < s->n_users) __builtin_prefetch(&s->users[s->sweep + 8].newest);
     ic__clk_user *u = &s->users[s->sweep];
-    user_prune(s, u, horizon);
-    if (u->start == u->end)
+    if (u->start == u->end || u->newest < horizon)
         user_remove(s, s->sweep);
     else
         s->sweep++;
@@ -604,7 +680,7 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
 
 /* The window [*a, *b) a query at t sees; daily: the W days before the start
  * of t's local day (in the query's tz_min). */
-static void query_window(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_t *a, int64_t *b)
+static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_t *a, int64_t *b)
 {
     *b = s->cfg.refresh == IC_REFRESH_DAILY ? ic_local_day(t, tz_min) * DAY - (int64_t)tz_min * 60 : t;
     *a = *b - s->window;
@@ -639,9 +715,13 @@ static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
 }
 
 /* Copies the cached top-k of every list that has a row into out (whose
- * n[][] is all 0). Only the filled places are written: with AVX-512, by
- * masked loads and stores of k lanes, one row without a branch (this copy
- * is most of a query's work once the user's lines are in cache). */
+ * n[][] is all 0). Most of a query's work once the user's lines are in
+ * cache, so with AVX-512 a row is one unmasked load/store of 4 (k <= 4) or
+ * 8 values and the same of scores: the places beyond n (up to 8 per list
+ * in the view) get whatever the row holds there (stale values, or bytes of
+ * the next row or part: the block always has parts after the rows), which
+ * the contract allows. Masked stores would keep them untouched but cost
+ * several times more on AMD cores. */
 static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clock_view *out)
 {
     const int k = s->k;
@@ -650,16 +730,20 @@ static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clo
     float *os = &out->score[0][0][0];            /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
     for (unsigned i = 0; i < u->n_rows; i++) {
         ic__clk_row *row = row_at(s, u, i);
-        unsigned n = row->n, at = row->at;
-        on[at] = (uint8_t)n;
+        unsigned at = row->at;
+        on[at] = row->n;
         const uint64_t *tv = row_values(row);
         const double *ts = row_scores(row, k);
 #if defined(__AVX512F__)
-        __mmask8 m = (__mmask8)((1u << n) - 1);
-        _mm512_mask_storeu_epi64(ov + at * IC_MAX_TOPK, m, _mm512_maskz_loadu_epi64(m, tv));
-        _mm256_mask_storeu_ps(os + at * IC_MAX_TOPK, m, _mm512_cvtpd_ps(_mm512_maskz_loadu_pd(m, ts)));
+        if (k <= 4) {
+            _mm256_storeu_si256((__m256i *)(ov + at * IC_MAX_TOPK), _mm256_loadu_si256((const __m256i *)tv));
+            _mm_storeu_ps(os + at * IC_MAX_TOPK, _mm256_cvtpd_ps(_mm256_loadu_pd(ts)));
+        } else {
+            _mm512_storeu_si512(ov + at * IC_MAX_TOPK, _mm512_loadu_si512(tv));
+            _mm256_storeu_ps(os + at * IC_MAX_TOPK, _mm512_cvtpd_ps(_mm512_loadu_pd(ts)));
+        }
 #else
-        for (unsigned j = 0; j < n; j++) ov[at * IC_MAX_TOPK + j] = tv[j], os[at * IC_MAX_TOPK + j] = (float)ts[j];
+        for (unsigned j = 0; j < row->n; j++) ov[at * IC_MAX_TOPK + j] = tv[j], os[at * IC_MAX_TOPK + j] = (float)ts[j];
 #endif
     }
 }
@@ -670,7 +754,7 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     out->k = s->k;
     memset(out->n, 0, sizeof out->n);
     int64_t a, b;
-    query_window(s, t, tz_min, &a, &b);
+    window_of(s, t, tz_min, &a, &b);
     /* The contract (iclock.h): no query more than a day before the latest
      * applied event; older records than this may already be gone. */
     IC_ASSERT(a >= s->pruned_below && "clock query too far in the past");
@@ -699,9 +783,8 @@ int ic_clock_next_user(const ic_clock_store *s, size_t *cursor, uint64_t *user)
 
 size_t ic_clock_bytes(const ic_clock_store *s)
 {
-    size_t b = sizeof *s + s->users_cap * sizeof *s->users + s->utab_cap * sizeof *s->utab;
-    for (size_t i = 0; i < s->n_users; i++) b += block_bytes(s, caps_of(&s->users[i]));
-    return b;
+    return sizeof *s + s->users_cap * sizeof *s->users + s->utab_cap * sizeof *s->utab +
+           ic__pool_in_use(s->pool);
 }
 
 /* ---- the brute-force reference ------------------------------------------- */

@@ -3,7 +3,8 @@
  * used by the tests and the benchmark. Not part of the public API.
  *
  * A user is a 128-byte header in the store's dense users[] array and one
- * block of memory (blk) holding everything else, grown by doubling:
+ * block of memory (blk, from the store's pool) holding everything else,
+ * each part grown by doubling:
  *   cidx[IC__CLK_HF]    uint8: row index + 1 of each (hour, field) list, 0 =
  *                       the list has no entry yet
  *   rows[row_cap]       one row per (hour, field) list that has entries:
@@ -67,16 +68,19 @@ typedef struct {
     uint32_t n_sorted;        /* entries at the last compaction (grouped by list) */
     uint8_t n_rows, row_cap;
     uint64_t dirty[2];        /* bit hf: the cached top-k of hf is stale */
-    unsigned char *blk;       /* the block; owned; starts with cidx */
-    ic__clk_row *rows;        /* into blk */
+    unsigned char *blk;       /* the block (from the store's pool); starts with cidx, then the rows */
+    int64_t newest;           /* base + rec[end - 1].t if any record */
     ic__clk_entry *ent;       /* into blk */
     uint32_t *slot;           /* into blk; slot_cap a power of 2 */
     ic__clk_rec *rec;         /* into blk */
 } ic__clk_user;
 _Static_assert(sizeof(ic__clk_user) == 128, "a user header is two cache lines");
 
+typedef struct ic__pool ic__pool;
+
 struct ic_clock_store {
     ic_config cfg;            /* copy of the creating configuration */
+    ic__pool *pool;           /* the users' blocks come from here (pool.c) */
     int F, k;                 /* clock fields, top-k */
     size_t row_bytes;         /* ic__clk_row_bytes(k) */
     int64_t window;           /* W in seconds */
@@ -92,10 +96,6 @@ struct ic_clock_store {
 
 /* Bytes of one row for top-k k: the fixed part, k values, k scores. */
 static inline size_t ic__clk_row_bytes(int k) { return sizeof(ic__clk_row) + 16 * (size_t)k; }
-
-/* Prefetch hints, in two stages (see ic_clock_prefetch). */
-void ic__clock_prefetch_user(const ic_clock_store *s, uint64_t user);
-void ic__clock_prefetch_block(const ic_clock_store *s, const ic_event *ev);
 
 /* The user with id, or NULL. */
 ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id);

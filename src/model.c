@@ -494,7 +494,7 @@ void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int
 /* 1 when views a and b hold the same values in every slot the model reads
  * (all 24, or slot `hour` alone for a naive clock without history), and
  * the same scores where score pooling reads them. Compares only filled
- * places (the rest are unwritten). */
+ * places (the rest hold unspecified values). */
 static int same_view(const ic_model *m, const ic_clock_view *a, const ic_clock_view *b, int hour)
 {
     if (a == b) return 1;
