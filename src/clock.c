@@ -488,19 +488,33 @@ static void rec_rebase(ic__clk_user *u, int64_t ts)
     IC_ASSERT((uint64_t)ts - (uint64_t)u->base <= UINT32_MAX);
 }
 
+/* The ring capacity for live records after a resize: room for half as
+ * many again (twice as many, plus 8, while small). */
+static uint32_t rec_fit(uint32_t live) { return live < 64 ? 2 * live + 8 : live + live / 2; }
+
+/* The ring is full at its end: moves the live records to the front when
+ * they fill at most two thirds of it (at most two records moved per push
+ * until the next move), else grows it to 1.5 x the live records (2 x while
+ * small). So the ring stays 1-1.5 x its live records in steady state
+ * (memory is most of the store's cost on a fresh machine: a new page
+ * costs a fault). */
+static void rec_make_room(ic_clock_store *s, ic__clk_user *u)
+{
+    uint32_t live = u->end - u->start;
+    if (live * 3 <= u->rec_cap * 2 && u->start > 0) {
+        rec_resize(s, u, u->rec_cap);
+        return;
+    }
+    IC_ASSERT(u->rec_cap < (1u << 30));
+    rec_resize(s, u, rec_fit(live));
+}
+
 void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, uint32_t ref)
 {
     IC_ASSERT(u->start == u->end || ic__clock_rec_ts(u, u->end - 1) <= ts);
     if (u->start == u->end) u->base = u->oldest = ts;
     else if ((uint64_t)ts - (uint64_t)u->base > UINT32_MAX) rec_rebase(u, ts);
-    if (u->end == u->rec_cap) {
-        if (u->start >= u->rec_cap / 2 && u->start > 0) {
-            rec_resize(s, u, u->rec_cap); /* only moves the live half to the front */
-        } else {
-            IC_ASSERT(u->rec_cap < (1u << 30));
-            rec_resize(s, u, u->rec_cap * 2);
-        }
-    }
+    if (u->end == u->rec_cap) rec_make_room(s, u);
     u->rec[u->end++] = (ic__clk_rec){.t = (uint32_t)(ts - u->base), .delta = delta, .ref = ref};
     u->newest = ts;
 }
@@ -609,7 +623,8 @@ static void user_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
     if (u->start == u->end) u->start = u->lo = u->hi = u->end = 0;
     else u->oldest = ic__clock_rec_ts(u, u->start);
     uint32_t live = u->end - u->start;
-    if (u->rec_cap > 16 && live * 4 < u->rec_cap) rec_resize(s, u, u->rec_cap / 2);
+    uint32_t fit = rec_fit(live);
+    if (u->rec_cap > 16 && live * 3 < u->rec_cap && fit < u->rec_cap) rec_resize(s, u, fit);
 }
 
 /* Drops old records and reclaims memory; reads only *u when there is
