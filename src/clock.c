@@ -42,7 +42,7 @@
 #include "pool.h"
 
 #include <math.h>
-#if defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -666,7 +666,8 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
     int64_t horizon = ev->ts - s->window - 2 * DAY;
     if (horizon > s->pruned_below) s->pruned_below = horizon;
 
-    ic__clk_user *u = ic__clock_user_find(s, ev->user);
+    ic__clk_user *u = s->recent < s->n_users && s->users[s->recent].id == ev->user ? &s->users[s->recent]
+                                                                                  : ic__clock_user_find(s, ev->user);
     if (!u) u = ic__clock_user_add(s, ev->user);
     user_prune(s, u, horizon);
 
@@ -731,34 +732,40 @@ static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
 
 /* Copies the cached top-k of every list that has a row into out (whose
  * n[][] is all 0). Most of a query's work once the user's lines are in
- * cache, so with AVX-512 a row is one unmasked load/store of 4 (k <= 4) or
- * 8 values and the same of scores: the places beyond n (up to 8 per list
+ * cache, so with AVX a row is one unmasked load/store of 4 values and
+ * one of 4 scores (two of each when k > 4): the places beyond n (up to 8 per list
  * in the view) get whatever the row holds there (stale values, or bytes of
  * the next row or part: the block always has parts after the rows), which
  * the contract allows. Masked stores would keep them untouched but cost
  * several times more on AMD cores. */
 static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clock_view *out)
 {
+    /* Locals and restrict: the byte stores into n[] may alias anything as
+     * far as C knows, which made the compiler reload the store's fields on
+     * every row. */
     const int k = s->k;
-    uint8_t *on = &out->n[0][0];                 /* (IC_HOURS * IC_MAX_CLOCK_FIELDS) */
-    uint64_t *ov = &out->value[0][0][0];         /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
-    float *os = &out->score[0][0][0];            /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
-    for (unsigned i = 0; i < u->n_rows; i++) {
-        ic__clk_row *row = row_at(s, u, i);
-        unsigned at = row->at;
-        on[at] = row->n;
-        const uint64_t *tv = row_values(row);
-        const double *ts = row_scores(row, k);
-#if defined(__AVX512F__)
-        if (k <= 4) {
-            _mm256_storeu_si256((__m256i *)(ov + at * IC_MAX_TOPK), _mm256_loadu_si256((const __m256i *)tv));
-            _mm_storeu_ps(os + at * IC_MAX_TOPK, _mm256_cvtpd_ps(_mm256_loadu_pd(ts)));
-        } else {
-            _mm512_storeu_si512(ov + at * IC_MAX_TOPK, _mm512_loadu_si512(tv));
-            _mm256_storeu_ps(os + at * IC_MAX_TOPK, _mm512_cvtpd_ps(_mm512_loadu_pd(ts)));
+    const size_t stride = s->row_bytes;
+    const unsigned char *r = u->blk + IC__CLK_HF, *end = r + u->n_rows * stride;
+    uint8_t *restrict on = &out->n[0][0];             /* (IC_HOURS * IC_MAX_CLOCK_FIELDS) */
+    uint64_t *restrict ov = &out->value[0][0][0];     /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
+    float *restrict os = &out->score[0][0][0];        /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
+    for (; r < end; r += stride) {
+        const ic__clk_row *row = (const ic__clk_row *)r;
+        const unsigned at = row->at, n = row->n;
+        const uint64_t *tv = (const uint64_t *)(row + 1); /* (k) */
+        const double *ts = (const double *)(tv + k);      /* (k) */
+        uint64_t *dv = ov + at * IC_MAX_TOPK;
+        float *ds = os + at * IC_MAX_TOPK;
+        on[at] = (uint8_t)n;
+#if defined(__AVX__)
+        _mm256_storeu_si256((__m256i *)dv, _mm256_loadu_si256((const __m256i *)tv));
+        _mm_storeu_ps(ds, _mm256_cvtpd_ps(_mm256_loadu_pd(ts)));
+        if (k > 4) { /* the same outcome every row: predicted */
+            _mm256_storeu_si256((__m256i *)(dv + 4), _mm256_loadu_si256((const __m256i *)(tv + 4)));
+            _mm_storeu_ps(ds + 4, _mm256_cvtpd_ps(_mm256_loadu_pd(ts + 4)));
         }
 #else
-        for (unsigned j = 0; j < row->n; j++) ov[at * IC_MAX_TOPK + j] = tv[j], os[at * IC_MAX_TOPK + j] = (float)ts[j];
+        for (unsigned j = 0; j < n; j++) dv[j] = tv[j], ds[j] = (float)ts[j];
 #endif
     }
 }
@@ -775,6 +782,7 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     IC_ASSERT(a >= s->pruned_below && "clock query too far in the past");
     ic__clk_user *u = ic__clock_user_find(s, user);
     if (!u) return 0;
+    s->recent = (size_t)(u - s->users);
     user_window(s, u, a, b);
     for (int w = 0; w < 2; w++)
         for (uint64_t bits = u->dirty[w]; bits; bits &= bits - 1)

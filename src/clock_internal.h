@@ -92,6 +92,8 @@ struct ic_clock_store {
     int64_t last_ts;          /* latest applied event, INT64_MIN before any */
     int64_t pruned_below;     /* records older than this may be gone */
     size_t sweep;             /* round-robin cursor of the expiry sweep */
+    size_t recent;            /* users[] index of the last queried user: the
+                               * engine queries a user, then applies its event */
 };
 
 /* Bytes of one row for top-k k: the fixed part, k values, k scores. */
