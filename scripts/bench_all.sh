@@ -3,10 +3,12 @@
 # Python comparisons included; prints one JSON object per line on stdout
 # (progress goes to stderr). `make bench-all` runs it.
 #
-#   scripts/bench_all.sh [--build DIR] [--out DIR] [--memory] [--coretype NAME] [--quick]
+#   scripts/bench_all.sh [--build DIR] [--out DIR] [--reps N] [--memory] [--coretype NAME] [--quick]
 #
 #   --build DIR      build directory with bench/bench_* and iclock (default build)
 #   --out DIR        where the dump, logs and JSON go (default DIR/bench-all)
+#   --reps N         repetitions of the C and the PyTorch training runs
+#                    (default 3; the ratio is of their medians)
 #   --memory         also the peak RSS of `iclock experiment --seeds 3` on the
 #                    default simulated log (several minutes)
 #   --coretype NAME  also rerun the C and PyTorch training benchmarks with
@@ -18,15 +20,17 @@
 # torch_bench.py with 1 and then 2 threads (each in its own process with
 # OPENBLAS_NUM_THREADS set to match torch.set_num_threads, since torch
 # does not limit OpenBLAS's pool itself), clock_pandas.py, bench_score,
-# bench_clock (the clock engineer's; referenced), then the options.
+# bench_clock, bench_memory (what the machine's memory costs), then the
+# options.
 # The environment's OPENBLAS_CORETYPE is kept as it is unless --coretype.
 set -euo pipefail
 
-build=build out="" memory=0 coretype="" quick=0
+build=build out="" memory=0 coretype="" quick=0 reps=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
     --memory) memory=1; shift ;;
     --coretype) coretype=$2; shift 2 ;;
     --quick) quick=1; shift ;;
@@ -40,7 +44,8 @@ py=/usr/bin/python3
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-train_args=() torch_args=(--reps 3) pandas_args=()
+case $reps in ''|*[!0-9]*) echo "bench_all.sh: --reps: '$reps' is not a number" >&2; exit 2 ;; esac
+train_args=(--reps "$reps") torch_args=(--reps "$reps") pandas_args=()
 if [ $quick = 1 ]; then
   train_args=(--samples 16384 --reps 1); torch_args=(--reps 1); pandas_args=(--queries 200 --check 40)
 fi
@@ -49,7 +54,7 @@ note() { echo "bench_all: $*" >&2; }
 # Adds "variant":"$1" to every JSON line on stdin.
 tag() { sed "s/^{/{\"variant\":\"$1\",/"; }
 
-for b in bench_train bench_score bench_clock; do
+for b in bench_train bench_score bench_clock bench_memory; do
   [ -x "$build/bench/$b" ] || { echo "bench_all.sh: $build/bench/$b missing (make B=$build $build/bench/$b)" >&2; exit 1; }
 done
 
@@ -77,6 +82,9 @@ note "scoring"
 
 note "clock store (bench_clock)"
 if [ $quick = 1 ]; then "$build/bench/bench_clock" 200000; else "$build/bench/bench_clock"; fi
+
+note "the memory system (bench_memory)"
+"$build/bench/bench_memory"
 
 if [ -n "$coretype" ]; then
   note "training again with OPENBLAS_CORETYPE=$coretype (this command only)"
