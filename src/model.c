@@ -832,9 +832,13 @@ typedef struct {
 
 #define FP_MAX (16 + IC_MAX_FIELDS + IC_MAX_CLOCK_FIELDS + IC_MAX_TASKS)
 
+/* Fills fp[0..n) and returns n. The entries are zeroed first: they are
+ * written whole, and stack bytes after the strings would make two saves of
+ * the same model differ (and leak memory contents into the file). */
 static int fingerprint(const ic_config *c, fp_entry *fp)
 {
     int n = 0;
+    memset(fp, 0, FP_MAX * sizeof *fp);
 #define FP(nm, ...)                                                          \
     do {                                                                     \
         snprintf(fp[n].name, sizeof fp[n].name, "%s", nm);                   \
