@@ -7,11 +7,13 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CKPT_MAGIC "ICCKPT01"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u /* 2: generation-named model and clock files; 1 is still read */
 #define RECENT 20000 /* predictions behind the progress line's running AUC */
 
 void ic_replay_opts_default(ic_replay_opts *o)
@@ -113,10 +115,15 @@ static void progress_tick(progress *p, const period_buf *train, ic_phase ph, int
 }
 
 /* ---- checkpoints -------------------------------------------------------------
- * A checkpoint is three files: <prefix>.model (ic_model_save), <prefix>.clock
- * (ic_clock_save) and <prefix> itself, the replay state, written last. Each
- * is atomic on its own; a crash between them can leave a newer model beside
- * an older state (a shortcut: the state is what resume trusts). */
+ * A checkpoint is <prefix>, the replay state, and the model and clock store
+ * of the generation g it names: <prefix>.<g>.model (ic_model_save) and
+ * <prefix>.<g>.clock (ic_clock_save). A save writes generation g + 1's two
+ * files, then the state naming g + 1, and only then removes generation g's
+ * files; every file is written atomically (temporary file, fsync, rename).
+ * So a crash at any point leaves <prefix> naming a complete, matching
+ * generation. A crash between the state and the removal leaves one stale
+ * generation behind, which the next save removes. Version 1 checkpoints
+ * (<prefix>.model, <prefix>.clock, no generation) are still read. */
 
 typedef struct {
     uint64_t pos;        /* events consumed in the current epoch */
@@ -124,25 +131,63 @@ typedef struct {
     int64_t t_valid, t_test;
     double loss_sum;
     uint64_t loss_n;
+    uint64_t gen;        /* the generation of the model and clock files (0: version 1 names) */
 } ckpt_state;
 
-static void ckpt_paths(const char *prefix, char *model, char *clock, size_t cap)
+/* The state as version 1 wrote it (ckpt_state without gen). */
+#define CKPT_V1_STATE_BYTES offsetof(ckpt_state, gen)
+
+static void ckpt_paths(const char *prefix, uint64_t gen, char *model, char *clock, size_t cap)
 {
-    snprintf(model, cap, "%s.model", prefix);
-    snprintf(clock, cap, "%s.clock", prefix);
+    if (gen == 0) {
+        snprintf(model, cap, "%s.model", prefix);
+        snprintf(clock, cap, "%s.clock", prefix);
+    } else {
+        snprintf(model, cap, "%s.%llu.model", prefix, (unsigned long long)gen);
+        snprintf(clock, cap, "%s.%llu.clock", prefix, (unsigned long long)gen);
+    }
 }
 
-static ic_status ckpt_save(ic_engine *e, const char *prefix, const ckpt_state *st,
+/* Removes generation gen's files, if any (gen 0: nothing). */
+static void ckpt_remove(const char *prefix, uint64_t gen)
+{
+    if (gen == 0) return;
+    char mp[600], cp[600];
+    ckpt_paths(prefix, gen, mp, cp, sizeof mp);
+    remove(mp);
+    remove(cp);
+}
+
+/* The generation the checkpoint at prefix names, or 0 if there is none
+ * (or it cannot be read: a save then starts at 1). */
+static uint64_t ckpt_peek_gen(const char *prefix)
+{
+    ic_breader r;
+    ckpt_state st = {0};
+    if (ic__br_open(&r, prefix, CKPT_MAGIC, CKPT_VERSION, NULL) != IC_OK) return 0;
+    if (r.version < 2 || ic__br_read(&r, &st, sizeof st, NULL) != IC_OK) st.gen = 0;
+    ic__br_close(&r);
+    return st.gen;
+}
+
+/* Saves a checkpoint whose files are generation *gen + 1 and, once the
+ * state names them, removes generations *gen and *gen - 1; sets *gen to
+ * the new generation. On error *gen and the checkpoint on disk stay as
+ * they were (a half-written new generation may remain; the next save
+ * overwrites it). */
+static ic_status ckpt_save(ic_engine *e, const char *prefix, const ckpt_state *st0, uint64_t *gen,
                            const period_buf *train, int T, ic_error *err)
 {
+    ckpt_state st = *st0;
+    st.gen = *gen + 1;
     char mp[600], cp[600];
-    ckpt_paths(prefix, mp, cp, sizeof mp);
+    ckpt_paths(prefix, st.gen, mp, cp, sizeof mp);
     ic_status s = ic_model_save(ic_engine_model(e), mp, err);
     if (s == IC_OK) s = ic_clock_save(ic_engine_clock(e), cp, err);
     if (s != IC_OK) return s;
     ic_bwriter w;
     if ((s = ic__bw_open(&w, prefix, CKPT_MAGIC, CKPT_VERSION, err)) != IC_OK) return s;
-    ic__bw_write(&w, st, sizeof *st);
+    ic__bw_write(&w, &st, sizeof st);
     uint64_t n = train->n;
     ic__bw_write(&w, &n, sizeof n);
     for (int t = 0; t < T; t++) {
@@ -150,19 +195,23 @@ static ic_status ckpt_save(ic_engine *e, const char *prefix, const ckpt_state *s
         ic__bw_write(&w, train->label[t], n * sizeof(float));
     }
     ic__bw_write(&w, train->user, n * sizeof(uint64_t));
-    return ic__bw_commit(&w, err);
+    if ((s = ic__bw_commit(&w, err)) != IC_OK) return s;
+    ckpt_remove(prefix, *gen);
+    if (*gen > 1) ckpt_remove(prefix, *gen - 1);
+    *gen = st.gen;
+    return IC_OK;
 }
 
 static ic_status ckpt_load(ic_engine *e, const ic_config *cfg, const char *prefix,
                            ckpt_state *st, period_buf *train, int T, ic_error *err)
 {
-    char mp[600], cp[600];
-    ckpt_paths(prefix, mp, cp, sizeof mp);
     ic_breader r;
     ic_status s = ic__br_open(&r, prefix, CKPT_MAGIC, CKPT_VERSION, err);
     if (s != IC_OK) return s;
     uint64_t n = 0;
-    if ((s = ic__br_read(&r, st, sizeof *st, err)) == IC_OK) s = ic__br_read(&r, &n, sizeof n, err);
+    memset(st, 0, sizeof *st);
+    s = ic__br_read(&r, st, r.version == 1 ? CKPT_V1_STATE_BYTES : sizeof *st, err);
+    if (s == IC_OK) s = ic__br_read(&r, &n, sizeof n, err);
     if (s == IC_OK && n > train->cap)
         s = ic__fail(err, IC_ERR_MISMATCH, "%s: checkpoint holds %llu training predictions, "
                      "this log's train period has %zu (another log?)", prefix,
@@ -175,6 +224,8 @@ static ic_status ckpt_load(ic_engine *e, const ic_config *cfg, const char *prefi
     ic__br_close(&r);
     if (s != IC_OK) return s;
     train->n = n;
+    char mp[600], cp[600];
+    ckpt_paths(prefix, st->gen, mp, cp, sizeof mp);
     ic_model *m = NULL;
     ic_clock_store *c = NULL;
     if ((s = ic_model_load(&m, mp, cfg, err)) != IC_OK) return s;
@@ -199,6 +250,7 @@ typedef struct {
     progress prog;
     ckpt_state st;
     uint64_t since_ckpt;
+    uint64_t ckpt_gen;   /* the generation on disk at o->checkpoint (0: none) */
 } replay_ctx;
 
 static void write_predictions(replay_ctx *c, const ic_event *ev, const float *probs, size_t n)
@@ -260,7 +312,7 @@ static ic_status run_epoch(replay_ctx *c, size_t start, int last_epoch, ic_error
         if (c->o->checkpoint && c->o->checkpoint_every && c->since_ckpt >= c->o->checkpoint_every &&
             ph == IC_PHASE_TRAIN && c->o->train) {
             c->since_ckpt = 0;
-            s = ckpt_save(c->e, c->o->checkpoint, &c->st, &c->buf[IC_PHASE_TRAIN], c->T, err);
+            s = ckpt_save(c->e, c->o->checkpoint, &c->st, &c->ckpt_gen, &c->buf[IC_PHASE_TRAIN], c->T, err);
             if (s != IC_OK) return s;
         }
         if (c->o->stop_after && i >= c->o->stop_after) break;
@@ -333,6 +385,7 @@ ic_status ic_replay(ic_engine *e, const ic_log *log, const ic_replay_opts *o,
     c.prog.total = (uint64_t)log->n + (uint64_t)(epochs - 1) * c.buf[IC_PHASE_TRAIN].cap;
     size_t start = 0;
     int epoch0 = 0;
+    if (o->checkpoint) c.ckpt_gen = ckpt_peek_gen(o->checkpoint);
     if (o->resume) {
         s = ckpt_load(e, &cfg, o->resume, &c.st, &c.buf[IC_PHASE_TRAIN], c.T, err);
         if (s != IC_OK) goto out;

@@ -178,9 +178,80 @@ static void test_replay_periods(void **state)
     ic_log_free(&log);
 }
 
-/* Train half the log with a checkpoint, resume from it, and finish: the
- * same predictions and loss as one uninterrupted run, bit for bit (one
- * thread). */
+static int exists(const char *dir_, const char *name)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/%s", dir_, name);
+    return access(p, F_OK) == 0;
+}
+
+/* The one generation g whose ck.<g>.model and ck.<g>.clock both exist
+ * (fails if there are several), or 0. */
+static int only_generation(void)
+{
+    int found = 0;
+    for (int g = 1; g < 200; g++) {
+        char m[40], c[40];
+        snprintf(m, sizeof m, "ck.%d.model", g);
+        snprintf(c, sizeof c, "ck.%d.clock", g);
+        if (exists(dir, m) && exists(dir, c)) {
+            assert_int_equal(found, 0);
+            found = g;
+        }
+    }
+    return found;
+}
+
+/* Rewrites checkpoint `from` (format version 2) as version 1 wrote it, as
+ * `to`: the state without its generation field, and the model and clock
+ * files under the old names to.model and to.clock. */
+static void make_v1_checkpoint(const char *from, int gen, const char *to)
+{
+    char a[300], b[300];
+    ic_breader r;
+    ic_error err;
+    assert_int_equal(ic__br_open(&r, from, "ICCKPT01", 2, &err), IC_OK);
+    unsigned char state[56];
+    assert_int_equal(ic__br_read(&r, state, sizeof state, &err), IC_OK);
+    size_t rest = ic__br_left(&r);
+    unsigned char *buf = malloc(rest);
+    assert_int_equal(ic__br_read(&r, buf, rest, &err), IC_OK);
+    ic__br_close(&r);
+    ic_bwriter w;
+    assert_int_equal(ic__bw_open(&w, to, "ICCKPT01", 1, &err), IC_OK);
+    ic__bw_write(&w, state, 48); /* version 1's state: no generation */
+    ic__bw_write(&w, buf, rest);
+    assert_int_equal(ic__bw_commit(&w, &err), IC_OK);
+    free(buf);
+    const char *ext[2] = {"model", "clock"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(a, sizeof a, "%s.%d.%s", from, gen, ext[i]);
+        snprintf(b, sizeof b, "%s.%s", to, ext[i]);
+        FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+        assert_non_null(in);
+        assert_non_null(out);
+        int ch;
+        while ((ch = fgetc(in)) != EOF) fputc(ch, out);
+        fclose(in);
+        fclose(out);
+    }
+}
+
+static void write_junk(const char *dir_, const char *name)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/%s", dir_, name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fputs("half a model", f);
+    fclose(f);
+}
+
+/* Train half the log with checkpoints, resume from the last one, and
+ * finish: the same predictions and loss as one uninterrupted run, bit for
+ * bit (one thread). Meanwhile a crash in the middle of the next save (its
+ * new model file half written, the state not yet) must not matter: the
+ * state still names the complete previous generation. */
 static void test_resume_is_bit_identical(void **state)
 {
     (void)state;
@@ -200,25 +271,54 @@ static void test_resume_is_bit_identical(void **state)
     assert_int_equal(ic_replay(e, &log, &o, &one, &err), IC_OK);
     ic_engine_free(e);
 
-    /* First half, leaving a checkpoint at an exact batch boundary. */
+    /* First half, two checkpoints, the last at an exact batch boundary:
+     * generation 2 on disk, generation 1 removed. */
     assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
     ic_replay_opts_default(&o);
     o.checkpoint = ck;
-    o.checkpoint_every = (uint64_t)cfg.batch * 10;
+    o.checkpoint_every = (uint64_t)cfg.batch * 5;
     o.stop_after = (uint64_t)cfg.batch * 10;
     ic_replay_result half;
     assert_int_equal(ic_replay(e, &log, &o, &half, &err), IC_OK);
     ic_engine_free(e);
+    assert_true(exists(dir, "ck"));
+    assert_int_equal(only_generation(), 2);
+    char v1[200];
+    snprintf(v1, sizeof v1, "%s/v1", dir);
+    make_v1_checkpoint(ck, 2, v1);
+    /* The crash: generation 3's model half written, its clock missing; and
+     * a stale generation 1 a crash after a state commit could leave. */
+    write_junk(dir, "ck.3.model");
+    write_junk(dir, "ck.1.clock");
 
-    /* A fresh engine (other seed: the checkpoint must override it). */
+    /* A fresh engine (other seed: the checkpoint must override it),
+     * resuming from ck and saving to it again: its first save writes
+     * generation 3 over the junk, then removes generations 2 and 1. */
     ic_config other = cfg;
     other.seed = 99;
     assert_int_equal(ic_engine_create(&e, &other, NULL, NULL, &err), IC_OK);
     ic_replay_opts_default(&o);
     o.resume = ck;
+    o.checkpoint = ck;
+    o.checkpoint_every = (uint64_t)cfg.batch * 5;
     ic_status s = ic_replay(e, &log, &o, &two, &err);
     if (s != IC_OK) fail_msg("%s", err.msg);
     ic_engine_free(e);
+    assert_true(only_generation() >= 3);
+    assert_false(exists(dir, "ck.1.clock"));
+    o.checkpoint = NULL;
+
+    /* A version 1 checkpoint of the same state resumes to the same end. */
+    ic_replay_result three;
+    assert_int_equal(ic_engine_create(&e, &other, NULL, NULL, &err), IC_OK);
+    ic_replay_opts_default(&o);
+    o.resume = v1;
+    s = ic_replay(e, &log, &o, &three, &err);
+    if (s != IC_OK) fail_msg("%s", err.msg);
+    ic_engine_free(e);
+    assert_true(one.train_loss == three.train_loss);
+    assert_true(one.m[IC_PHASE_TEST][0].auc == three.m[IC_PHASE_TEST][0].auc);
+    o.resume = ck;
 
     assert_true(one.train_loss == two.train_loss);
     for (int p = 0; p < IC_N_PHASES; p++) {

@@ -27,7 +27,7 @@ static void help(FILE *out)
           "  --online-eval         test-then-train over the whole log instead of splits\n"
           "  --valid-start TIME    start of validation (Unix seconds or ISO-8601)\n"
           "  --test-start TIME     start of test\n"
-          "  --checkpoint PREFIX   checkpoint files PREFIX, PREFIX.model, PREFIX.clock\n"
+          "  --checkpoint PREFIX   checkpoint files PREFIX, PREFIX.<n>.model, PREFIX.<n>.clock\n"
           "  --checkpoint-every N  write a checkpoint every N training events\n"
           "  --resume PREFIX       continue from a checkpoint (same log and config)\n"
           "  --threads N           BLAS threads (default 1)\n"
