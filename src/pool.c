@@ -6,7 +6,8 @@
  * first touch of a fresh 4 KiB page costs ~12 us (docs/PERFORMANCE.md), and
  * glibc hands big freed blocks back to the kernel (munmap, heap trim), so a
  * store that keeps reallocating its users paid a page fault every few
- * events. The pool maps memory in 32 MiB chunks aligned to 2 MiB and asks
+ * events. The pool maps memory in chunks of 2 to 32 MiB (half of what it
+ * already holds), aligned to 2 MiB, and asks
  * for transparent huge pages (one fault per 2 MiB where the kernel grants
  * them), never returns a freed block to the kernel, and reuses it for the
  * next block of its class. Blocks are 64-byte aligned.
@@ -24,7 +25,7 @@
 
 #include <sys/mman.h>
 
-#define CHUNK ((size_t)32 << 20)
+#define CHUNK_MAX ((size_t)32 << 20)
 #define HUGE_PAGE ((size_t)2 << 20)
 #define MAX_CLASS_BYTES ((size_t)1 << 20)
 #define N_CLASSES (8 + (20 - 9) * 4) /* 8 up to 512 bytes, 4 per power of two above */
@@ -33,6 +34,7 @@ struct ic__pool {
     void *free[N_CLASSES];   /* per class, a list linked through the blocks' first word */
     char *bump, *bump_end;   /* the rest of the newest chunk */
     void **chunks;           /* every chunk, to unmap at the end */
+    size_t *chunk_len;       /* (n_chunks) their lengths */
     size_t n_chunks, chunks_cap;
     size_t mapped;           /* bytes mapped: chunks and single mappings */
     size_t in_use;           /* class bytes of the blocks handed out */
@@ -100,10 +102,16 @@ void *ic__pool_alloc(ic__pool *p, size_t bytes)
         if (p->n_chunks == p->chunks_cap) {
             p->chunks_cap = p->chunks_cap ? 2 * p->chunks_cap : 16;
             p->chunks = ic__xrealloc(p->chunks, p->chunks_cap * sizeof *p->chunks);
+            p->chunk_len = ic__xrealloc(p->chunk_len, p->chunks_cap * sizeof *p->chunk_len);
         }
-        p->bump = p->chunks[p->n_chunks++] = map_aligned(CHUNK);
-        p->bump_end = p->bump + CHUNK;
-        p->mapped += CHUNK;
+        /* Chunks grow with the pool (half of what it holds, 2 to 32 MiB),
+         * so a small store does not hold 32 MiB for a few blocks. */
+        size_t len = round_up(p->mapped / 2, HUGE_PAGE);
+        len = len < HUGE_PAGE ? HUGE_PAGE : len > CHUNK_MAX ? CHUNK_MAX : len;
+        p->chunk_len[p->n_chunks] = len;
+        p->bump = p->chunks[p->n_chunks++] = map_aligned(len);
+        p->bump_end = p->bump + len;
+        p->mapped += len;
     }
     void *b = p->bump;
     p->bump += size;
@@ -169,7 +177,8 @@ size_t ic__pool_class_bytes(size_t bytes)
 void ic__pool_free(ic__pool *p)
 {
     if (!p) return;
-    for (size_t i = 0; i < p->n_chunks; i++) munmap(p->chunks[i], CHUNK);
+    for (size_t i = 0; i < p->n_chunks; i++) munmap(p->chunks[i], p->chunk_len[i]);
     free(p->chunks);
+    free(p->chunk_len);
     free(p);
 }
