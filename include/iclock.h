@@ -367,7 +367,9 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
 void ic_clock_free(ic_clock_store *s);
 
 /* Applies one event. Events must come in non-decreasing time order
- * (IC_ERR_ORDER otherwise; the store is unchanged). */
+ * (IC_ERR_ORDER otherwise; the store is unchanged); a time beyond
+ * +-IC_CLOCK_MAX_TS is IC_ERR_ARG (the store is unchanged). */
+#define IC_CLOCK_MAX_TS ((int64_t)1 << 62)
 ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err);
 
 /* The clock of user at time t (tz_min = the user's UTC offset now):
@@ -378,6 +380,7 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err);
  * once a day. W = cfg->window_days days. Returns 1 if at least one of the
  * user's events lies in the window (the view may still be empty when no
  * value scores positive), else 0 with an empty view (unknown user too).
+ * A time beyond +-IC_CLOCK_MAX_TS sees nothing (returns 0).
  * The result is a copy: later applies never change it. Queries may go
  * back and forth in time, but t may not be earlier than the latest applied
  * event minus one day (a streaming store: older records may be gone;

@@ -284,7 +284,7 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
 static void pf_entries(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
-    if (!u) return;
+    if (!u || ev->ts <= -IC_CLOCK_MAX_TS || ev->ts >= IC_CLOCK_MAX_TS) return;
     if (u->end > u->start) {
         int64_t a, b;
         window_of(s, ev->ts, ev->tz_min, &a, &b);
@@ -658,6 +658,10 @@ static void sweep_one(ic_clock_store *s, int64_t horizon)
 
 ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
 {
+    /* Window arithmetic (ts - W - 2 days, local days) must not overflow. */
+    if (ev->ts <= -IC_CLOCK_MAX_TS || ev->ts >= IC_CLOCK_MAX_TS)
+        return ic__fail(err, IC_ERR_ARG, "clock: event time %lld is out of range (|t| < 2^62 s)",
+                        (long long)ev->ts);
     if (ev->ts < s->last_ts)
         return ic__fail(err, IC_ERR_ORDER,
                         "clock: event at %lld is earlier than the last applied event at %lld",
@@ -775,6 +779,7 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     out->n_fields = s->F;
     out->k = s->k;
     memset(out->n, 0, sizeof out->n);
+    if (t <= -IC_CLOCK_MAX_TS || t >= IC_CLOCK_MAX_TS) return 0; /* (contract: sees nothing) */
     int64_t a, b;
     window_of(s, t, tz_min, &a, &b);
     /* The contract (iclock.h): no query more than a day before the latest

@@ -268,6 +268,17 @@ static void test_window_edges_realtime(void **state)
     assert_int_equal(ic_clock_apply(s, &late, &err), IC_ERR_ORDER);
     assert_int_equal(ic_clock_query(s, 5, T + 1, 0, &v), 1);
     assert_int_equal(v.n[ic_local_hour(T - 1, 0)][0], 2);
+    /* A time whose window arithmetic would overflow: refused, unchanged. */
+    ic_event far = simple_event(INT64_MAX - 5, 0, 5, 13, 21, 31);
+    assert_int_equal(ic_clock_apply(s, &far, &err), IC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "out of range"));
+    far.ts = IC_CLOCK_MAX_TS;
+    assert_int_equal(ic_clock_apply(s, &far, &err), IC_ERR_ARG);
+    assert_int_equal(ic_clock_query(s, 5, INT64_MAX, 0, &v), 0);
+    assert_int_equal(ic_clock_query(s, 5, INT64_MIN, 0, &v), 0);
+    assert_int_equal(view_places(&v), 0);
+    assert_int_equal(ic_clock_query(s, 5, T + 1, 0, &v), 1);
+    assert_int_equal(v.n[h][0], 2);
     ic_clock_free(s);
 }
 
