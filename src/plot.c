@@ -1,5 +1,5 @@
 /* plot.c: SVG pictures. A tiny SVG writer (static helpers: text with XML
- * escaping, rectangles, lines, annular wedges, a colour per value id) and
+ * escaping, rectangles, lines, annular wedges, a ring's value colours) and
  * the drawings built on it: ic_plot_clock_svg, a user's clock as a 24-hour
  * dial, and ic_plot_hourly_svg, the share of each value of a field by local
  * hour (stacked columns) with the hour's volume beneath. Further charts
@@ -85,14 +85,45 @@ static void svg_wedge(FILE *f, double cx, double cy, double r0, double r1, doubl
             cy + r0 * c1, r0, r0, large, cx + r0 * s0, cy + r0 * c0, fill, stroke);
 }
 
-/* A colour for a value id, the same in every picture: a hue from the id's
- * bits, at a saturation and lightness that keep dark labels readable. */
-static void value_color(uint64_t id, char out[24])
+/* ---- the clock dial's colours ---------------------------------------------------
+ * Within a ring, values get colours in the order the legend lists them
+ * (first appearance by hour): a qualitative palette of light colours
+ * (ColorBrewer Set3) that keep dark labels readable, then hues a golden
+ * angle apart. So two values of one ring never share a colour or get
+ * near-identical ones (a hash of the id did, e.g. docs/img/nyc_clock_660.svg
+ * before). The price: a value's colour depends on the picture. */
+static const char *const SET3[12] = {"#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
+                                     "#b3de69", "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f"};
+
+/* The top values of ring fld in order of first appearance by hour
+ * (at most IC_HOURS); returns how many. */
+static int ring_values(const ic_clock_view *v, int fld, uint64_t seen[IC_HOURS])
 {
-    uint64_t x = id * 0x9E3779B97F4A7C15ull;
-    x ^= x >> 29;
-    int hue = (int)(x % 360), sat = 45 + (int)((x >> 20) % 30), light = 62 + (int)((x >> 40) % 14);
-    snprintf(out, 24, "hsl(%d,%d%%,%d%%)", hue, sat, light);
+    int n = 0;
+    for (int h = 0; h < IC_HOURS; h++) {
+        if (!v->n[h][fld]) continue;
+        uint64_t id = v->value[h][fld][0];
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= seen[i] == id;
+        if (!dup) seen[n++] = id;
+    }
+    return n;
+}
+
+/* The colour of the i-th value of a ring. */
+static void value_color(int i, char out[24])
+{
+    if (i < 12) snprintf(out, 24, "%s", SET3[i]);
+    else snprintf(out, 24, "hsl(%d,55%%,72%%)", (int)((i - 12) * 137.508 + 20) % 360);
+}
+
+/* The colour of value id in ring fld (its place in ring_values). */
+static void ring_color(const ic_clock_view *v, int fld, uint64_t id, char out[24])
+{
+    uint64_t seen[IC_HOURS];
+    int n = ring_values(v, fld, seen), i = 0;
+    while (i < n && seen[i] != id) i++;
+    value_color(i, out);
 }
 
 /* The string of a value: its name, or its id in hex. */
@@ -120,18 +151,11 @@ static double dial_legend(FILE *f, const ic_clock_view *v, const ic_config *cfg,
     svg_text(f, x, y, 15, "start", "#222", 0, "bold", head, 48);
     y += 22;
     uint64_t seen[IC_HOURS];
-    int n_seen = 0;
-    for (int h = 0; h < IC_HOURS; h++) {
-        if (!v->n[h][fld]) continue;
-        uint64_t id = v->value[h][fld][0];
-        int dup = 0;
-        for (int i = 0; i < n_seen; i++) dup |= seen[i] == id;
-        if (dup) continue;
-        seen[n_seen++] = id;
-        if (n_seen > 14) continue;
-        value_color(id, col);
+    int n_seen = ring_values(v, fld, seen);
+    for (int i = 0; i < n_seen && i < 14; i++) {
+        value_color(i, col);
         svg_rect(f, x, y - 7, 14, 14, col, "#555");
-        svg_text(f, x + 22, y, 13, "start", "#222", 0, "normal", value_label(names, id, buf), 30);
+        svg_text(f, x + 22, y, 13, "start", "#222", 0, "normal", value_label(names, seen[i], buf), 30);
         y += 20;
     }
     if (n_seen == 0) {
@@ -152,7 +176,7 @@ static void dial_ring(FILE *f, const ic_clock_view *v, const ic_names *names, in
     for (int h = 0; h < IC_HOURS; h++) {
         double a0 = 2 * PI * h / IC_HOURS, a1 = 2 * PI * (h + 1) / IC_HOURS;
         int has = v->n[h][fld] > 0;
-        if (has) value_color(v->value[h][fld][0], col);
+        if (has) ring_color(v, fld, v->value[h][fld][0], col);
         svg_wedge(f, CX, CY, r0, r1, a0, a1, has ? col : "#f2f2f2", "#ffffff");
         if (!has) continue;
         /* Text runs outwards along the sector's middle; on the left half it

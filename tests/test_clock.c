@@ -728,6 +728,51 @@ static void test_plot_svg(void **state)
     free(buf);
     ic_names_free(names);
     unlink(path);
+
+    /* Colours: 13 distinct top values in one ring, one value an hour then
+     * repeating: 13 different fills (12 palette colours, then a hue), and
+     * a value's wedges share its legend swatch's colour. */
+    memset(&v, 0, sizeof v);
+    v.n_fields = 1, v.k = 3;
+    for (int h = 0; h < 24; h++) v.n[h][0] = 1, v.value[h][0][0] = 1000 + (uint64_t)(h % 13);
+    f = fopen(path, "w+");
+    assert_int_equal(ic_plot_clock_svg(f, &v, &cfg, NULL, NULL, &err), IC_OK);
+    n = ftell(f);
+    buf = calloc(1, (size_t)n + 1);
+    rewind(f);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    unlink(path);
+    char fills[24][32];
+    int nf = 0;
+    for (char *p = buf; (p = strstr(p, "<path")); p++) { /* the 24 wedges, by hour */
+        char *q = strstr(p, "fill=\"");
+        assert_non_null(q);
+        assert_true(nf < 24);
+        assert_int_equal(sscanf(q + 6, "%31[^\"]", fills[nf]), 1);
+        nf++;
+    }
+    assert_int_equal(nf, 24);
+    for (int a = 0; a < 24; a++)
+        for (int b = 0; b < 24; b++)
+            assert_int_equal(strcmp(fills[a], fills[b]) == 0, a % 13 == b % 13);
+    for (int h = 0; h < 13; h++) { /* the legend lists them in the same order, same colours */
+        char sw[96];
+        snprintf(sw, sizeof sw, "fill=\"%.31s\" stroke=\"#555\"", fills[h]);
+        assert_non_null(strstr(buf, sw));
+    }
+    /* The first twelve are #rrggbb colours far apart (at least 25 in RGB
+     * distance): a hash of the ids once gave two values near-equal ones. */
+    for (int a = 0; a < 12; a++)
+        for (int b = a + 1; b < 12; b++) {
+            unsigned ra, ga, ba, rb, gb, bb;
+            assert_int_equal(sscanf(fills[a], "#%2x%2x%2x", &ra, &ga, &ba), 3);
+            assert_int_equal(sscanf(fills[b], "#%2x%2x%2x", &rb, &gb, &bb), 3);
+            double d2 = ((double)ra - rb) * ((double)ra - rb) + ((double)ga - gb) * ((double)ga - gb) +
+                        ((double)ba - bb) * ((double)ba - bb);
+            assert_true(d2 >= 25.0 * 25.0);
+        }
+    free(buf);
 }
 
 int main(void)
