@@ -15,7 +15,9 @@
  *     views computed beforehand, stored compactly and expanded into a
  *     batch of views outside the timed region), 1 and 2 BLAS threads.
  *  4. engine step: ic_engine_step(APPLY | TRAIN) on the same events (clock
- *     query + apply + train), 1 and 2 BLAS threads.
+ *     query + apply + train), 1 and 2 BLAS threads; then model and engine
+ *     step on 2 data-parallel model threads (ic_model_set_threads, BLAS on
+ *     one: what `iclock train --threads 2` runs).
  *  5. where a step's time goes: plan, forward, backward, optimizer (the
  *     model's internal hooks, model.h).
  *  6. the sgemm rate at the model's GEMM shapes, and the MFU.
@@ -189,11 +191,12 @@ typedef struct {
 /* One fresh model trained over the slice; only train steps are timed.
  * losses (n_batches) may be NULL; returns the model if keep, else frees it. */
 static ic_model *run_model(const bench *bn, run_result *r, float *losses, size_t max_batches,
-                           int keep)
+                           int keep, int model_threads)
 {
     ic_error err;
     ic_model *m;
     IC_ASSERT(ic_model_create(&m, bn->cfg, &err) == IC_OK);
+    IC_ASSERT(ic_model_set_threads(m, model_threads) == model_threads);
     memset(r, 0, sizeof *r);
     double lsum = 0;
     size_t nb = max_batches < bn->n_batches ? max_batches : bn->n_batches;
@@ -214,11 +217,13 @@ static ic_model *run_model(const bench *bn, run_result *r, float *losses, size_t
 
 /* A fresh engine: clock applied up to the slice (untimed), then APPLY |
  * TRAIN over the slice's events one batch per call (timed). */
-static void run_engine(const bench *bn, run_result *r, float *losses, size_t max_batches)
+static void run_engine(const bench *bn, run_result *r, float *losses, size_t max_batches,
+                       int model_threads)
 {
     ic_error err;
     ic_engine *e;
     IC_ASSERT(ic_engine_create(&e, bn->cfg, NULL, NULL, &err) == IC_OK);
+    IC_ASSERT(ic_engine_set_threads(e, model_threads) == model_threads);
     const ic_event *ev = bn->log->ev;
     IC_ASSERT(ic_engine_step(e, ev, bn->c->s0, IC_STEP_APPLY, NULL, NULL, &err) == IC_OK);
     memset(r, 0, sizeof *r);
@@ -250,23 +255,26 @@ static void print_run(const char *name, int threads, int rep, const run_result *
 }
 
 /* The check: prebuilt samples reproduce the engine's training bit for bit;
- * 2 BLAS threads agree with 1 within a tolerance (sums may split). */
+ * 2 BLAS threads, and 2 data-parallel model threads, agree with 1 within a
+ * tolerance (sums split differently). */
 static int check(const bench *bn, size_t nb)
 {
     float *le = ic__xmalloc(nb * sizeof *le), *lm = ic__xmalloc(nb * sizeof *lm);
-    float *l2 = ic__xmalloc(nb * sizeof *l2);
+    float *l2 = ic__xmalloc(nb * sizeof *l2), *ld = ic__xmalloc(nb * sizeof *ld);
     run_result r;
     openblas_set_num_threads(1);
-    run_engine(bn, &r, le, nb);
-    run_model(bn, &r, lm, nb, 0);
+    run_engine(bn, &r, le, nb, 1);
+    run_model(bn, &r, lm, nb, 0, 1);
     openblas_set_num_threads(2);
-    run_model(bn, &r, l2, nb, 0);
+    run_model(bn, &r, l2, nb, 0, 1);
     openblas_set_num_threads(1);
+    run_model(bn, &r, ld, nb, 0, 2);
     int equal = 1;
     double d2 = 0;
     for (size_t b = 0; b < nb; b++) {
         equal &= le[b] == lm[b];
         d2 = fmax(d2, fabs((double)l2[b] - lm[b]) / fabs((double)lm[b]));
+        d2 = fmax(d2, fabs((double)ld[b] - lm[b]) / fabs((double)lm[b]));
     }
     printf("{\"bench\":\"train_check\",\"batches\":%zu,\"engine_vs_prebuilt\":\"%s\","
            "\"loss_first\":%.6f,\"loss_last\":%.6f,\"max_rel_diff_2_threads\":%.2e}\n",
@@ -278,6 +286,7 @@ static int check(const bench *bn, size_t nb)
     free(le);
     free(lm);
     free(l2);
+    free(ld);
     return ok;
 }
 
@@ -589,7 +598,7 @@ static void dump(const bench *bn, const char *dir, int check_batches)
 
     run_result r;
     float *loss = ic__xmalloc(check_batches * sizeof *loss);
-    m = run_model(bn, &r, loss, (size_t)check_batches, 1);
+    m = run_model(bn, &r, loss, (size_t)check_batches, 1, 1);
     npy(dir, "check_losses", "<f4", loss, 4, (size_t)check_batches, 0);
     dump_params(m, dir, "trained");
     dump_rows(m, dir, "trained", n_tab);
@@ -690,8 +699,11 @@ static void parse(int argc, char **argv, args *a)
 }
 
 /* Model step (and engine step) over the slice, 1 and 2 BLAS threads; the
- * medians go to med[threads-1] (samples/s: wall, thread CPU). */
-static void throughput(const bench *bn, int reps, double med_model[2][2], double med_engine[2])
+ * medians go to med[threads-1] (samples/s: wall, thread CPU). Then 2
+ * data-parallel model threads with BLAS on one (what `iclock train
+ * --threads 2` runs): medians (wall) in med_dp[0] (model), [1] (engine). */
+static void throughput(const bench *bn, int reps, double med_model[2][2], double med_engine[2],
+                       double med_dp[2])
 {
     double w[16], c[16];
     run_result r;
@@ -699,7 +711,7 @@ static void throughput(const bench *bn, int reps, double med_model[2][2], double
         openblas_set_num_threads(th);
         for (int k = 0; k < reps; k++) {
             double l = load1();
-            run_model(bn, &r, NULL, (size_t)-1, 0);
+            run_model(bn, &r, NULL, (size_t)-1, 0, 1);
             print_run("train_model_step", th, k, &r, l);
             w[k] = r.samples / r.t.wall;
             c[k] = r.samples / r.t.thread;
@@ -712,13 +724,28 @@ static void throughput(const bench *bn, int reps, double med_model[2][2], double
         int ne = reps < 2 ? reps : 2;
         for (int k = 0; k < ne; k++) {
             double l = load1();
-            run_engine(bn, &r, NULL, (size_t)-1);
+            run_engine(bn, &r, NULL, (size_t)-1, 1);
             print_run("train_engine_step", th, k, &r, l);
             w[k] = r.samples / r.t.wall;
         }
         med_engine[th - 1] = median(w, ne);
     }
     openblas_set_num_threads(1);
+    for (int k = 0; k < reps; k++) {
+        double l = load1();
+        run_model(bn, &r, NULL, (size_t)-1, 0, 2);
+        print_run("train_model_step_data_parallel", 2, k, &r, l);
+        w[k] = r.samples / r.t.wall;
+    }
+    med_dp[0] = median(w, reps);
+    int ne = reps < 2 ? reps : 2;
+    for (int k = 0; k < ne; k++) {
+        double l = load1();
+        run_engine(bn, &r, NULL, (size_t)-1, 2);
+        print_run("train_engine_step_data_parallel", 2, k, &r, l);
+        w[k] = r.samples / r.t.wall;
+    }
+    med_dp[1] = median(w, ne);
 }
 
 /* sgemm at the model's shapes, and the utilisation figures. */
@@ -821,14 +848,14 @@ int main(int argc, char **argv)
         run_result r;
         for (int k = 0; k < a.reps; k++) {
             double l = load1();
-            run_model(&bn, &r, NULL, (size_t)-1, 0);
+            run_model(&bn, &r, NULL, (size_t)-1, 0, 1);
             print_run("train_model_step", 1, k, &r, l);
         }
         return 0;
     }
     if (!check(&bn, (size_t)a.check_batches)) return 1;
-    double med_model[2][2], med_engine[2];
-    throughput(&bn, a.reps, med_model, med_engine);
+    double med_model[2][2], med_engine[2], med_dp[2];
+    throughput(&bn, a.reps, med_model, med_engine, med_dp);
     tick ph[4];
     breakdown(&bn, ph);
     double tot = ph[3].thread, n = (double)c.n;
@@ -840,8 +867,11 @@ int main(int argc, char **argv)
     gemm_report(&bn, med_model, ph);
     printf("{\"bench\":\"train_summary\",\"model_step_1t_samples_per_s_cpu\":%.0f,"
            "\"model_step_1t_samples_per_s_wall\":%.0f,\"model_step_2t_samples_per_s_wall\":%.0f,"
-           "\"engine_step_1t_samples_per_s_wall\":%.0f,\"engine_step_2t_samples_per_s_wall\":%.0f}\n",
-           med_model[0][1], med_model[0][0], med_model[1][0], med_engine[0], med_engine[1]);
+           "\"engine_step_1t_samples_per_s_wall\":%.0f,\"engine_step_2t_samples_per_s_wall\":%.0f,"
+           "\"model_step_2t_data_parallel_samples_per_s_wall\":%.0f,"
+           "\"engine_step_2t_data_parallel_samples_per_s_wall\":%.0f}\n",
+           med_model[0][1], med_model[0][0], med_model[1][0], med_engine[0], med_engine[1], med_dp[0],
+           med_dp[1]);
     if (a.dump) dump(&bn, a.dump, a.check_batches);
     free(bn.views);
     free(bn.s);

@@ -621,6 +621,11 @@ void ic_engine_adopt(ic_engine *e, ic_model *model, ic_clock_store *clock);
 /* Replaces the clock store with an empty one (a new epoch over a log). */
 ic_status ic_engine_reset_clock(ic_engine *e, ic_error *err);
 
+/* Trains and predicts on n threads (1 or 2; see ic_model_set_threads),
+ * also with a model adopted later (a checkpoint). Returns the threads now
+ * in use. Call it with BLAS on one thread. */
+int ic_engine_set_threads(ic_engine *e, int n);
+
 ic_model *ic_engine_model(ic_engine *e);
 ic_clock_store *ic_engine_clock(ic_engine *e);
 const ic_config *ic_engine_config(const ic_engine *e);

@@ -9,6 +9,7 @@ struct ic_engine {
     ic_config cfg;
     ic_clock_store *clock;
     ic_model *model;
+    int threads;           /* ic_engine_set_threads: applied to adopted models too */
     size_t cap;            /* samples per chunk = cfg.batch */
     ic_clock_view *views;  /* (cap) */
     ic_sample *samples;    /* (cap) */
@@ -100,11 +101,18 @@ void ic_engine_adopt(ic_engine *e, ic_model *model, ic_clock_store *clock)
     if (model) {
         ic_model_free(e->model);
         e->model = model;
+        if (e->threads > 1) ic_model_set_threads(model, e->threads);
     }
     if (clock) {
         ic_clock_free(e->clock);
         e->clock = clock;
     }
+}
+
+int ic_engine_set_threads(ic_engine *e, int n)
+{
+    e->threads = ic_model_set_threads(e->model, n);
+    return e->threads;
 }
 
 ic_status ic_engine_reset_clock(ic_engine *e, ic_error *err)

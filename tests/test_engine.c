@@ -247,6 +247,52 @@ static void write_junk(const char *dir_, const char *name)
     fclose(f);
 }
 
+/* A fresh engine for cfg on `threads` model threads, one replay with o,
+ * freed; the replay must succeed. */
+static void replay_run(const ic_config *cfg, const ic_log *log, int threads, const ic_replay_opts *o,
+                       ic_replay_result *res)
+{
+    ic_engine *e;
+    ic_error err;
+    assert_int_equal(ic_engine_create(&e, cfg, NULL, NULL, &err), IC_OK);
+    if (threads > 1) assert_int_equal(ic_engine_set_threads(e, threads), threads);
+    ic_status s = ic_replay(e, log, o, res, &err);
+    if (s != IC_OK) fail_msg("%s", err.msg);
+    ic_engine_free(e);
+}
+
+/* The first half of the log, checkpoints to ck every 5 batches, stopping
+ * after 10 (at an exact batch boundary). */
+static void replay_first_half(const ic_config *cfg, const ic_log *log, int threads, const char *ck)
+{
+    ic_replay_opts o;
+    ic_replay_result half;
+    ic_replay_opts_default(&o);
+    o.checkpoint = ck;
+    o.checkpoint_every = (uint64_t)cfg->batch * 5;
+    o.stop_after = (uint64_t)cfg->batch * 10;
+    replay_run(cfg, log, threads, &o, &half);
+}
+
+/* The small config, its log, and the checkpoint prefix dir/name. */
+static void resume_setup(ic_config *cfg, ic_log *log, char *ck, size_t cap, const char *name)
+{
+    small_config(cfg);
+    load_log(log, cfg);
+    snprintf(ck, cap, "%s/%s", dir, name);
+}
+
+static int same_results(const ic_config *cfg, const ic_replay_result *a, const ic_replay_result *b)
+{
+    int same = a->train_loss == b->train_loss;
+    for (int p = 0; p < IC_N_PHASES; p++) {
+        same &= a->n[p] == b->n[p];
+        for (int t = 0; t < cfg->n_tasks; t++)
+            same &= a->m[p][t].auc == b->m[p][t].auc && a->m[p][t].logloss == b->m[p][t].logloss;
+    }
+    return same;
+}
+
 /* Train half the log with checkpoints, resume from the last one, and
  * finish: the same predictions and loss as one uninterrupted run, bit for
  * bit (one thread). Meanwhile a crash in the middle of the next save (its
@@ -256,31 +302,18 @@ static void test_resume_is_bit_identical(void **state)
 {
     (void)state;
     ic_config cfg;
-    small_config(&cfg);
     ic_log log;
-    load_log(&log, &cfg);
     char ck[200];
-    snprintf(ck, sizeof ck, "%s/ck", dir);
+    resume_setup(&cfg, &log, ck, sizeof ck, "ck");
     ic_error err;
     ic_replay_opts o;
-    ic_replay_result one, two;
+    ic_replay_result one, two, three;
 
-    ic_engine *e;
-    assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
     ic_replay_opts_default(&o);
-    assert_int_equal(ic_replay(e, &log, &o, &one, &err), IC_OK);
-    ic_engine_free(e);
+    replay_run(&cfg, &log, 1, &o, &one);
 
-    /* First half, two checkpoints, the last at an exact batch boundary:
-     * generation 2 on disk, generation 1 removed. */
-    assert_int_equal(ic_engine_create(&e, &cfg, NULL, NULL, &err), IC_OK);
-    ic_replay_opts_default(&o);
-    o.checkpoint = ck;
-    o.checkpoint_every = (uint64_t)cfg.batch * 5;
-    o.stop_after = (uint64_t)cfg.batch * 10;
-    ic_replay_result half;
-    assert_int_equal(ic_replay(e, &log, &o, &half, &err), IC_OK);
-    ic_engine_free(e);
+    /* First half, two checkpoints: generation 2 on disk, 1 removed. */
+    replay_first_half(&cfg, &log, 1, ck);
     assert_true(exists(dir, "ck"));
     assert_int_equal(only_generation(), 2);
     char v1[200];
@@ -296,45 +329,58 @@ static void test_resume_is_bit_identical(void **state)
      * generation 3 over the junk, then removes generations 2 and 1. */
     ic_config other = cfg;
     other.seed = 99;
-    assert_int_equal(ic_engine_create(&e, &other, NULL, NULL, &err), IC_OK);
     ic_replay_opts_default(&o);
     o.resume = ck;
     o.checkpoint = ck;
     o.checkpoint_every = (uint64_t)cfg.batch * 5;
-    ic_status s = ic_replay(e, &log, &o, &two, &err);
-    if (s != IC_OK) fail_msg("%s", err.msg);
-    ic_engine_free(e);
+    replay_run(&other, &log, 1, &o, &two);
     assert_true(only_generation() >= 3);
     assert_false(exists(dir, "ck.1.clock"));
-    o.checkpoint = NULL;
+    assert_true(same_results(&cfg, &one, &two));
 
     /* A version 1 checkpoint of the same state resumes to the same end. */
-    ic_replay_result three;
-    assert_int_equal(ic_engine_create(&e, &other, NULL, NULL, &err), IC_OK);
     ic_replay_opts_default(&o);
     o.resume = v1;
-    s = ic_replay(e, &log, &o, &three, &err);
-    if (s != IC_OK) fail_msg("%s", err.msg);
-    ic_engine_free(e);
-    assert_true(one.train_loss == three.train_loss);
-    assert_true(one.m[IC_PHASE_TEST][0].auc == three.m[IC_PHASE_TEST][0].auc);
-    o.resume = ck;
-
-    assert_true(one.train_loss == two.train_loss);
-    for (int p = 0; p < IC_N_PHASES; p++) {
-        assert_int_equal(one.n[p], two.n[p]);
-        for (int t = 0; t < cfg.n_tasks; t++) {
-            assert_true(one.m[p][t].auc == two.m[p][t].auc);
-            assert_true(one.m[p][t].logloss == two.m[p][t].logloss);
-        }
-    }
+    replay_run(&other, &log, 1, &o, &three);
+    assert_true(same_results(&cfg, &one, &three));
 
     /* A checkpoint is rejected by a different network. */
     ic_config wider = cfg;
     wider.dim = 8;
+    ic_engine *e;
     assert_int_equal(ic_engine_create(&e, &wider, NULL, NULL, &err), IC_OK);
+    o.resume = ck;
     assert_true(ic_replay(e, &log, &o, &two, &err) < 0);
     ic_engine_free(e);
+    ic_log_free(&log);
+}
+
+/* On two model threads (ic_engine_set_threads), a run resumed from a
+ * checkpoint is bit-identical to an uninterrupted two-thread run: the
+ * model loaded from the checkpoint also trains on two threads (a one-thread
+ * second half would round its sums differently), and two threads agree
+ * with one within float rounding. */
+static void test_two_threads_resume(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    ic_log log;
+    char ck[200];
+    resume_setup(&cfg, &log, ck, sizeof ck, "ck2");
+    ic_replay_opts o;
+    ic_replay_result one, two, single;
+
+    ic_replay_opts_default(&o);
+    replay_run(&cfg, &log, 2, &o, &one);
+    replay_first_half(&cfg, &log, 2, ck);
+    o.resume = ck;
+    replay_run(&cfg, &log, 2, &o, &two);
+    assert_true(same_results(&cfg, &one, &two));
+
+    ic_replay_opts_default(&o);
+    replay_run(&cfg, &log, 1, &o, &single);
+    assert_true(fabs(one.train_loss - single.train_loss) < 1e-3 * fabs(single.train_loss));
+    assert_true(fabs(one.m[IC_PHASE_TEST][0].auc - single.m[IC_PHASE_TEST][0].auc) < 2e-3);
     ic_log_free(&log);
 }
 
@@ -418,8 +464,12 @@ static void test_commands_bad_input(void **state)
     /* a bad --set */
     snprintf(a, sizeof a, "train --data %s --set model.clock=sundial --model %s/m --quiet", log_path, dir);
     assert_int_equal(run_tool(a), 2);
-    /* train a small model, then eval it with another network's config */
-    snprintf(a, sizeof a, "train --data %s --set model.mlp=16 --set train.batch=128 --model %s/m --quiet",
+    /* --threads is 1 or 2 */
+    snprintf(a, sizeof a, "train --data %s --threads 3 --model %s/m --quiet", log_path, dir);
+    assert_int_equal(run_tool(a), 2);
+    assert_true(stderr_has("--threads"));
+    /* train a small model on two threads, then eval it with another network's config */
+    snprintf(a, sizeof a, "train --data %s --set model.mlp=16 --set train.batch=128 --threads 2 --model %s/m --quiet",
              log_path, dir);
     assert_int_equal(run_tool(a), 0);
     snprintf(a, sizeof a, "eval --data %s --model %s/m --quiet", log_path, dir);
@@ -497,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_sample_sees_only_the_past),
         cmocka_unit_test(test_replay_periods),
         cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_two_threads_resume),
         cmocka_unit_test(test_experiment_deterministic),
         cmocka_unit_test(test_commands_bad_input),
         cmocka_unit_test(test_experiment_json),
