@@ -7,14 +7,14 @@
  * glibc hands big freed blocks back to the kernel (munmap, heap trim), so a
  * store that keeps reallocating its users paid a page fault every few
  * events. The pool maps memory in chunks of 2 to 32 MiB (half of what it
- * already holds), aligned to 2 MiB, and asks
- * for transparent huge pages (one fault per 2 MiB where the kernel grants
- * them), never returns a freed block to the kernel, and reuses it for the
- * next block of its class. Blocks are 64-byte aligned.
+ * already holds), aligned to 2 MiB, and asks for transparent huge pages
+ * (one fault per 2 MiB where the kernel grants them); it never returns a
+ * freed block to the kernel, and reuses it for the next block of its
+ * class. Blocks are 64-byte aligned.
  *
  * Classes: multiples of 64 bytes up to 512, then four per power of two
- * (640, 768, 896, 1024, 1280, ...) up to 1 MiB: at most 25% (usually less)
- * is lost to rounding. A block above 1 MiB gets a mapping of its own,
+ * (640, 768, 896, 1024, 1280, ...) up to 1 MiB: rounding loses at most
+ * 63 bytes or 25% of a block. A block above 1 MiB gets a mapping of its own,
  * unmapped when it is freed.
  *
  * Not here: thread safety (the owner serialises), returning memory to the
