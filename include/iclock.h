@@ -406,7 +406,10 @@ size_t ic_clock_n_users(const ic_clock_store *s);
  * 0 at the end. Applying events during an iteration invalidates it. */
 int ic_clock_next_user(const ic_clock_store *s, size_t *cursor, uint64_t *user);
 
-/* Bytes of memory the store holds (tables, records, entries, caches). */
+/* Bytes the store's data occupies: tables, records, entries, caches, each
+ * user's block at its pool class size. The store's block pool may hold more
+ * memory than this: what freed blocks leave for reuse, up to the store's
+ * peak (it is returned only by ic_clock_free). */
 size_t ic_clock_bytes(const ic_clock_store *s);
 
 /* Saves the store (its events of the last W + 2 days and the clock
