@@ -190,6 +190,16 @@ static void base_config(ic_config *cfg, int window_days, int k, ic_refresh mode)
     cfg->refresh = mode;
 }
 
+/* A store for base_config(cfg, ...); aborts the test if it cannot be made. */
+static ic_clock_store *new_store(ic_config *cfg, int window_days, int k, ic_refresh mode)
+{
+    base_config(cfg, window_days, k, mode);
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, cfg, &err), IC_OK);
+    return s;
+}
+
 static void test_property_default_weights(void **state)
 {
     (void)state;
@@ -235,10 +245,8 @@ static void test_window_edges_realtime(void **state)
 {
     (void)state;
     ic_config cfg;
-    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
-    ic_clock_store *s;
+    ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
     ic_error err;
-    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
     const int64_t T = 1700000000; /* 22:13:20 UTC */
     ic_event a = simple_event(T, 0, 5, 11, 21, 31), b = simple_event(T, 0, 5, 12, 21, 31);
     assert_int_equal(ic_clock_apply(s, &a, &err), IC_OK);
@@ -286,10 +294,8 @@ static void test_negative_and_hours(void **state)
 {
     (void)state;
     ic_config cfg;
-    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
-    ic_clock_store *s;
+    ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
     ic_error err;
-    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
     const int64_t D = 1699920000; /* a UTC midnight */
     const int nv[3] = {1, 1, 0};
     const uint64_t vals[3][4] = {{11}, {21}, {0}};
@@ -318,10 +324,8 @@ static void test_daily_local_day(void **state)
 {
     (void)state;
     ic_config cfg;
-    base_config(&cfg, 2, 3, IC_REFRESH_DAILY);
-    ic_clock_store *s;
+    ic_clock_store *s = new_store(&cfg, 2, 3, IC_REFRESH_DAILY);
     ic_error err;
-    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
     const int32_t tz = 690; /* +11:30: local midnight is 12:30 UTC the day before */
     const int64_t M = 1699920000 - tz * 60; /* a local midnight */
     ic_event e = simple_event(M - 1, tz, 3, 11, 21, 31); /* 23:59:59 local */
@@ -347,10 +351,8 @@ static void test_inactive_users_forgotten(void **state)
 {
     (void)state;
     ic_config cfg;
-    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
-    ic_clock_store *s;
+    ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
     ic_error err;
-    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
     const int64_t T = 1700000000;
     for (int j = 0; j < 5; j++)
         for (uint64_t u = 1; u <= 200; u++) {
@@ -383,10 +385,8 @@ static void test_memory_steady_state(void **state)
 {
     (void)state;
     ic_config cfg;
-    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
-    ic_clock_store *s;
+    ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
     ic_error err;
-    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
     const int64_t T = 1700000000;
     size_t at45 = 0;
     ic_clock_view v;

@@ -799,20 +799,29 @@ static void check_fast_vs_ref(const ic_config *cfg)
     ic_model_free(r);
 }
 
+/* The clock kinds x history off/on (pooling alternating), at dimension d:
+ * variant v of N_CLOCK_VARIANTS. */
+#define N_CLOCK_VARIANTS 8
+static void clock_variant(ic_config *cfg, int d, int v)
+{
+    static const ic_clock_kind kinds[] = {IC_CLOCK_NONE, IC_CLOCK_NAIVE, IC_CLOCK_ADAPTIVE,
+                                          IC_CLOCK_GAUSSIAN};
+    int k = v % 4;
+    small_config(cfg);
+    cfg->dim = d;
+    cfg->clock = kinds[k];
+    cfg->history = v / 4;
+    cfg->clock_pool = k % 2 ? IC_POOL_SCORE : IC_POOL_MEAN;
+}
+
 static void test_fast_vs_reference(void **state)
 {
     (void)state;
     ic_config cfg;
-    ic_clock_kind kinds[] = {IC_CLOCK_NONE, IC_CLOCK_NAIVE, IC_CLOCK_ADAPTIVE, IC_CLOCK_GAUSSIAN};
-    for (int history = 0; history <= 1; history++)
-        for (int k = 0; k < 4; k++) {
-            small_config(&cfg);
-            cfg.dim = 16;
-            cfg.clock = kinds[k];
-            cfg.history = history;
-            cfg.clock_pool = k % 2 ? IC_POOL_SCORE : IC_POOL_MEAN;
-            check_fast_vs_ref(&cfg);
-        }
+    for (int v = 0; v < N_CLOCK_VARIANTS; v++) {
+        clock_variant(&cfg, 16, v);
+        check_fast_vs_ref(&cfg);
+    }
 }
 
 /* Two threads (data-parallel halves): deterministic, and equal to one
@@ -992,16 +1001,10 @@ static void test_shared_vs_plain(void **state)
 {
     (void)state;
     ic_config cfg;
-    ic_clock_kind kinds[] = {IC_CLOCK_NONE, IC_CLOCK_NAIVE, IC_CLOCK_ADAPTIVE, IC_CLOCK_GAUSSIAN};
-    for (int history = 0; history <= 1; history++)
-        for (int k = 0; k < 4; k++) {
-            small_config(&cfg);
-            cfg.dim = 8;
-            cfg.clock = kinds[k];
-            cfg.history = history;
-            cfg.clock_pool = k % 2 ? IC_POOL_SCORE : IC_POOL_MEAN;
-            check_shared_config(&cfg);
-        }
+    for (int v = 0; v < N_CLOCK_VARIANTS; v++) {
+        clock_variant(&cfg, 8, v);
+        check_shared_config(&cfg);
+    }
     /* low rank, stacked; learned sigma, continuous time, score pooling */
     small_config(&cfg);
     cfg.cross_rank = 3;
