@@ -744,37 +744,42 @@ static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
  * in the view) get whatever the row holds there (stale values, or bytes of
  * the next row or part: the block always has parts after the rows), which
  * the contract allows. Masked stores would keep them untouched but cost
- * several times more on AMD cores. */
-static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clock_view *out)
+ * several times more on AMD cores. K4 is 1 (k <= 4) or 2 (k > 4): the
+ * caller picks the instance, so the loop has no test of k. */
+static inline __attribute__((always_inline)) void copy_rows(const unsigned char *r, const unsigned char *end,
+                                                            size_t stride, int k, int K4, ic_clock_view *out)
 {
     /* Locals and restrict: the byte stores into n[] may alias anything as
      * far as C knows, which made the compiler reload the store's fields on
      * every row. */
-    const int k = s->k;
-    const size_t stride = s->row_bytes;
-    const unsigned char *r = u->blk + IC__CLK_HF, *end = r + u->n_rows * stride;
     uint8_t *restrict on = &out->n[0][0];             /* (IC_HOURS * IC_MAX_CLOCK_FIELDS) */
     uint64_t *restrict ov = &out->value[0][0][0];     /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
     float *restrict os = &out->score[0][0][0];        /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
     for (; r < end; r += stride) {
         const ic__clk_row *row = (const ic__clk_row *)r;
-        const unsigned at = row->at, n = row->n;
+        const size_t at = row->at;
         const uint64_t *tv = (const uint64_t *)(row + 1); /* (k) */
         const double *ts = (const double *)(tv + k);      /* (k) */
         uint64_t *dv = ov + at * IC_MAX_TOPK;
         float *ds = os + at * IC_MAX_TOPK;
-        on[at] = (uint8_t)n;
+        on[at] = row->n;
 #if defined(__AVX__)
-        _mm256_storeu_si256((__m256i *)dv, _mm256_loadu_si256((const __m256i *)tv));
-        _mm_storeu_ps(ds, _mm256_cvtpd_ps(_mm256_loadu_pd(ts)));
-        if (k > 4) { /* the same outcome every row: predicted */
-            _mm256_storeu_si256((__m256i *)(dv + 4), _mm256_loadu_si256((const __m256i *)(tv + 4)));
-            _mm_storeu_ps(ds + 4, _mm256_cvtpd_ps(_mm256_loadu_pd(ts + 4)));
+        for (int q = 0; q < K4; q++) {
+            _mm256_storeu_si256((__m256i *)(dv + 4 * q), _mm256_loadu_si256((const __m256i *)(tv + 4 * q)));
+            _mm_storeu_ps(ds + 4 * q, _mm256_cvtpd_ps(_mm256_loadu_pd(ts + 4 * q)));
         }
 #else
-        for (unsigned j = 0; j < n; j++) dv[j] = tv[j], ds[j] = (float)ts[j];
+        (void)K4;
+        for (unsigned j = 0; j < row->n; j++) dv[j] = tv[j], ds[j] = (float)ts[j];
 #endif
     }
+}
+
+static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clock_view *out)
+{
+    const unsigned char *r = u->blk + IC__CLK_HF, *end = r + u->n_rows * s->row_bytes;
+    if (s->k <= 4) copy_rows(r, end, s->row_bytes, s->k, 1, out);
+    else copy_rows(r, end, s->row_bytes, s->k, 2, out);
 }
 
 int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, ic_clock_view *out)
