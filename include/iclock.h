@@ -344,13 +344,15 @@ const char *ic_csv_quote(const char *text, size_t len, char *buf, size_t cap);
 
 /* A user's clock as of one time: for each local hour h and clock field f
  * (index into cfg->clock_field), the top-k values by score in rank order.
- * n[h][f] <= k places are filled; only positive scores enter; equal scores
- * rank by value id ascending. Places beyond n[h][f] hold unspecified
+ * n[h][f] <= k places are filled. Values rank by the score the view shows
+ * (the float below): only positive ones enter, higher first, equal ones
+ * by value id ascending. Places beyond n[h][f] hold unspecified
  * values (a query may write stale ones there; read only n[h][f] places).
- * score(h, f, v) = sum over the window's events at local hour h (the
- * event's own tz_min) whose field f holds v (each listed value counts) of
- * the event's delta = (float)(sum_a weight_a * action_a), summed in double
- * (exact, hence order-independent, for dyadic weights such as 1, -1, 0.5). */
+ * score(h, f, v) = (float) of the sum over the window's events at local
+ * hour h (the event's own tz_min) whose field f holds v (each listed value
+ * counts) of the event's delta = (float)(sum_a weight_a * action_a); the
+ * sum runs in double (exact, hence order-independent, for dyadic weights
+ * such as 1, -1, 0.5). */
 typedef struct {
     int n_fields;                                       /* cfg->n_clock */
     int k;                                              /* cfg->top_k */

@@ -25,9 +25,10 @@
  * fresh page costs a fault. ic_clock_prefetch runs a pipeline of hints
  * ahead of the events (below) so that the misses of several events
  * overlap. The cached top-k of a
- * list lives in its row in the view's own form (values, then scores), and
- * only lists that have entries have a row, so a query copies the rows of
- * the user's hours, not 24 x fields empty places.
+ * list lives in its row in the view's own form (float scores, then
+ * values; the list's first entry is kept apart), and only lists that have
+ * entries have a row, so a query copies the rows of the user's hours, not
+ * 24 x fields empty places.
  *
  * Scores: an event's delta is (float)(sum_a (double)weight_a * action_a);
  * a score is the double sum of its deltas and becomes exactly 0 when its
@@ -35,7 +36,9 @@
  * all sums are exact, so the store equals the brute-force reference
  * (ic__clock_query_ref, at the end of this file) bit for bit; otherwise it
  * may differ from it in the last bits.
- * Ranking: score descending, ties by value id ascending; only scores > 0.
+ * Ranking: by the float of the score, as the view shows it (a row caches
+ * floats: 40-byte rows at k = 3 instead of 56 with doubles), descending,
+ * ties by value id ascending; only floats > 0.
  *
  * Not here: saving and loading (clock_io.c), drawing (plot.c). */
 #include "clock_internal.h"
@@ -84,6 +87,7 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     s->F = cfg->n_clock;
     s->k = cfg->top_k;
     s->row_bytes = ic__clk_row_bytes(s->k);
+    s->val_off = ic__clk_val_off(s->k);
     s->window = (int64_t)cfg->window_days * DAY;
     for (int a = 0; a < cfg->n_actions; a++) s->weight[a] = cfg->action[a].weight;
     s->pool = ic__pool_create();
@@ -115,9 +119,13 @@ typedef struct {
 
 static blk_caps caps_of(const ic__clk_user *u) { return (blk_caps){u->row_cap, u->ent_cap, u->slot_cap, u->rec_cap}; }
 
+/* The heads part for rows rows: an even count, so the entries after it
+ * stay 8-byte aligned. */
+static size_t heads_bytes(uint32_t rows) { return (size_t)((rows + 1u) & ~1u) * sizeof(uint32_t); }
+
 static size_t block_bytes(const ic_clock_store *s, blk_caps c)
 {
-    return IC__CLK_HF + c.rows * s->row_bytes + c.ent * sizeof(ic__clk_entry) +
+    return IC__CLK_HF + c.rows * s->row_bytes + heads_bytes(c.rows) + c.ent * sizeof(ic__clk_entry) +
            c.slot * sizeof(uint32_t) + c.rec * sizeof(ic__clk_rec);
 }
 
@@ -125,7 +133,7 @@ static size_t block_bytes(const ic_clock_store *s, blk_caps c)
 static void block_point(const ic_clock_store *s, ic__clk_user *u, unsigned char *blk, blk_caps c)
 {
     u->blk = blk;
-    u->ent = (ic__clk_entry *)(blk + IC__CLK_HF + c.rows * s->row_bytes);
+    u->ent = (ic__clk_entry *)(blk + IC__CLK_HF + c.rows * s->row_bytes + heads_bytes(c.rows));
     u->slot = (uint32_t *)(u->ent + c.ent);
     u->rec = (ic__clk_rec *)(u->slot + c.slot);
     u->row_cap = (uint8_t)c.rows, u->ent_cap = c.ent, u->slot_cap = c.slot, u->rec_cap = c.rec;
@@ -151,8 +159,17 @@ static inline ic__clk_row *row_of(const ic_clock_store *s, const ic__clk_user *u
     return row_at(s, u, u->blk[hf] - 1u);
 }
 
-static inline uint64_t *row_values(ic__clk_row *r) { return (uint64_t *)(r + 1); }    /* (k) */
-static inline double *row_scores(ic__clk_row *r, int k) { return (double *)(r + 1) + k; } /* (k) */
+static inline float *row_scores(ic__clk_row *r) { return (float *)(r + 1); } /* (k) */
+static inline uint64_t *row_values(const ic_clock_store *s, ic__clk_row *r)     /* (k) */
+{
+    return (uint64_t *)((unsigned char *)r + s->val_off);
+}
+
+/* The first entries of u's rows' lists (row_cap), just before the entries. */
+static inline uint32_t *heads_of(const ic__clk_user *u)
+{
+    return (uint32_t *)((unsigned char *)u->ent - heads_bytes(u->row_cap));
+}
 
 static uint64_t entry_hash(unsigned hf, uint64_t value) { return mix64(value + hf * 0x9E3779B97F4A7C15ull); }
 
@@ -182,6 +199,7 @@ static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
     }
     memcpy(u->blk, old.blk, IC__CLK_HF);
     memcpy(u->blk + IC__CLK_HF, old.blk + IC__CLK_HF, old.n_rows * s->row_bytes);
+    memcpy(heads_of(u), heads_of(&old), old.n_rows * sizeof(uint32_t));
     memcpy(u->ent, old.ent, old.n_ent * sizeof *u->ent);
     if (c.slot == old.slot_cap) memcpy(u->slot, old.slot, c.slot * sizeof *u->slot);
     else slots_fill(u);
@@ -400,7 +418,8 @@ static void row_add(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
     IC_ASSERT(u->n_rows < u->row_cap);
     ic__clk_row *r = row_at(s, u, u->n_rows);
     unsigned h = hf / (unsigned)s->F, f = hf % (unsigned)s->F;
-    *r = (ic__clk_row){.head = IC__CLK_NONE, .at = (uint8_t)(h * IC_MAX_CLOCK_FIELDS + f)};
+    *r = (ic__clk_row){.at = (uint8_t)(h * IC_MAX_CLOCK_FIELDS + f)};
+    heads_of(u)[u->n_rows] = IC__CLK_NONE;
     u->blk[hf] = ++u->n_rows;
 }
 
@@ -419,10 +438,10 @@ uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, ui
         slot_find(u, hf, value, &pos);
     }
     if (new_row) row_add(s, u, hf);
-    ic__clk_row *r = row_of(s, u, hf);
+    uint32_t *head = &heads_of(u)[u->blk[hf] - 1u];
     uint32_t e = u->n_ent++;
-    u->ent[e] = (ic__clk_entry){.value = value, .next = r->head, .hf = (uint16_t)hf};
-    r->head = e;
+    u->ent[e] = (ic__clk_entry){.value = value, .next = *head, .hf = (uint16_t)hf};
+    *head = e;
     u->slot[pos] = e + 1;
     u->n_dead++; /* no records yet: the caller references it */
     return e;
@@ -470,10 +489,10 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
             continue;
         }
         memcpy(row_at(s, u, u->n_rows), row_at(s, &old, old.blk[hf] - 1u), s->row_bytes);
+        uint32_t *head = &heads_of(u)[u->n_rows];
         u->blk[hf] = ++u->n_rows;
-        ic__clk_row *r = row_of(s, u, hf);
-        r->head = IC__CLK_NONE;
-        for (uint32_t e = off[hf]; e-- > prev;) u->ent[e].next = r->head, r->head = e;
+        *head = IC__CLK_NONE;
+        for (uint32_t e = off[hf]; e-- > prev;) u->ent[e].next = *head, *head = e;
     }
     slots_fill(u);
     block_release(s, &old);
@@ -526,8 +545,8 @@ static inline void mark_dirty(ic__clk_user *u, unsigned hf) { u->dirty[hf >> 6] 
 static inline int is_dirty(const ic__clk_user *u, unsigned hf) { return (u->dirty[hf >> 6] >> (hf & 63)) & 1; }
 
 /* (score, value) ranks before (score2, value2): score descending, ties by
- * value id ascending. */
-static inline int ranks_before(double score, uint64_t value, double score2, uint64_t value2)
+ * value id ascending. Scores rank as a view shows them: as floats. */
+static inline int ranks_before(float score, uint64_t value, float score2, uint64_t value2)
 {
     return score > score2 || (score == score2 && value < value2);
 }
@@ -537,38 +556,41 @@ static inline int ranks_before(double score, uint64_t value, double score2, uint
  * moves x up or into the top; a fall of a value outside the top changes
  * nothing; a fall inside it moves it down, unless it may now rank below a
  * value outside the top (last place of a full top, or no longer positive):
- * then the list is marked for a full recomputation at the query. */
+ * then the list is marked for a full recomputation at the query. Rises
+ * and falls are those of the float score (a change that the float does not
+ * show changes no rank). */
 static void top_update(const ic_clock_store *s, ic__clk_user *u, const ic__clk_entry *x, double old)
 {
     unsigned hf = x->hf;
-    if (x->score == old || is_dirty(u, hf)) return;
+    const float sx = (float)x->score, so = (float)old;
+    if (sx == so || is_dirty(u, hf)) return;
     const int k = s->k;
     ic__clk_row *row = row_of(s, u, hf);
     int n = row->n, p = 0;
-    uint64_t *tv = row_values(row);
-    double *ts = row_scores(row, k);
+    uint64_t *tv = row_values(s, row);
+    float *ts = row_scores(row);
     while (p < n && tv[p] != x->value) p++;
     if (p == n) { /* not in the top */
-        if (x->score < old || !(x->score > 0)) return;
-        if (n == k && !ranks_before(x->score, x->value, ts[n - 1], tv[n - 1])) return;
+        if (sx < so || !(sx > 0)) return;
+        if (n == k && !ranks_before(sx, x->value, ts[n - 1], tv[n - 1])) return;
         if (n < k) row->n = (uint8_t)++n;
         p = n - 1; /* takes the last place, then moves up */
-    } else if (x->score < old && (!(x->score > 0) || (n == k && p == n - 1))) {
+    } else if (sx < so && (!(sx > 0) || (n == k && p == n - 1))) {
         mark_dirty(u, hf);
         return;
     }
-    tv[p] = x->value, ts[p] = x->score;
+    tv[p] = x->value, ts[p] = sx;
     while (p > 0 && ranks_before(ts[p], tv[p], ts[p - 1], tv[p - 1])) { /* rise */
-        double sc = ts[p]; ts[p] = ts[p - 1], ts[p - 1] = sc;
+        float sc = ts[p]; ts[p] = ts[p - 1], ts[p - 1] = sc;
         uint64_t v = tv[p]; tv[p] = tv[p - 1], tv[p - 1] = v;
         p--;
     }
     while (p + 1 < n && ranks_before(ts[p + 1], tv[p + 1], ts[p], tv[p])) { /* fall */
-        double sc = ts[p]; ts[p] = ts[p + 1], ts[p + 1] = sc;
+        float sc = ts[p]; ts[p] = ts[p + 1], ts[p + 1] = sc;
         uint64_t v = tv[p]; tv[p] = tv[p + 1], tv[p + 1] = v;
         p++;
     }
-    if (x->score < old && n == k && p == n - 1) mark_dirty(u, hf);
+    if (sx < so && n == k && p == n - 1) mark_dirty(u, hf);
 }
 
 static inline void rec_include(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
@@ -709,32 +731,29 @@ static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_
     *a = *b - s->window;
 }
 
-static inline int better(const ic__clk_entry *x, const ic__clk_entry *y)
-{
-    return x->score > y->score || (x->score == y->score && x->value < y->value);
-}
-
-/* Recomputes the cached top-k of list hf by insertion into k places. */
+/* Recomputes the cached top-k of list hf by insertion into k places,
+ * ranking the float scores (ranks_before). */
 static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
 {
     const int k = s->k;
-    const ic__clk_entry *top[IC_MAX_TOPK];
+    float top_s[IC_MAX_TOPK];
+    uint64_t top_v[IC_MAX_TOPK];
     int n = 0;
     ic__clk_row *row = row_of(s, u, hf);
-    for (uint32_t e = row->head; e != IC__CLK_NONE; e = u->ent[e].next) {
-        const ic__clk_entry *x = &u->ent[e];
-        if (!(x->score > 0)) continue;
+    for (uint32_t e = heads_of(u)[u->blk[hf] - 1u]; e != IC__CLK_NONE; e = u->ent[e].next) {
+        const float sx = (float)u->ent[e].score;
+        const uint64_t vx = u->ent[e].value;
+        if (!(sx > 0)) continue;
         int pos = n;
-        while (pos > 0 && better(x, top[pos - 1])) pos--;
+        while (pos > 0 && ranks_before(sx, vx, top_s[pos - 1], top_v[pos - 1])) pos--;
         if (pos >= k) continue;
-        for (int j = n < k ? n : k - 1; j > pos; j--) top[j] = top[j - 1];
-        top[pos] = x;
+        for (int j = n < k ? n : k - 1; j > pos; j--) top_s[j] = top_s[j - 1], top_v[j] = top_v[j - 1];
+        top_s[pos] = sx, top_v[pos] = vx;
         if (n < k) n++;
     }
     row->n = (uint8_t)n;
-    uint64_t *tv = row_values(row);
-    double *ts = row_scores(row, k);
-    for (int i = 0; i < n; i++) tv[i] = top[i]->value, ts[i] = top[i]->score;
+    memcpy(row_scores(row), top_s, (size_t)n * sizeof *top_s);
+    memcpy(row_values(s, row), top_v, (size_t)n * sizeof *top_v);
 }
 
 /* Copies the cached top-k of every list that has a row into out (whose
@@ -747,7 +766,8 @@ static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
  * several times more on AMD cores. K4 is 1 (k <= 4) or 2 (k > 4): the
  * caller picks the instance, so the loop has no test of k. */
 static inline __attribute__((always_inline)) void copy_rows(const unsigned char *r, const unsigned char *end,
-                                                            size_t stride, int k, int K4, ic_clock_view *out)
+                                                            size_t stride, size_t val_off, int K4,
+                                                            ic_clock_view *out)
 {
     /* Locals and restrict: the byte stores into n[] may alias anything as
      * far as C knows, which made the compiler reload the store's fields on
@@ -758,19 +778,19 @@ static inline __attribute__((always_inline)) void copy_rows(const unsigned char 
     for (; r < end; r += stride) {
         const ic__clk_row *row = (const ic__clk_row *)r;
         const size_t at = row->at;
-        const uint64_t *tv = (const uint64_t *)(row + 1); /* (k) */
-        const double *ts = (const double *)(tv + k);      /* (k) */
+        const float *ts = (const float *)(row + 1);           /* (k) */
+        const uint64_t *tv = (const uint64_t *)(r + val_off); /* (k) */
         uint64_t *dv = ov + at * IC_MAX_TOPK;
         float *ds = os + at * IC_MAX_TOPK;
         on[at] = row->n;
 #if defined(__AVX__)
         for (int q = 0; q < K4; q++) {
             _mm256_storeu_si256((__m256i *)(dv + 4 * q), _mm256_loadu_si256((const __m256i *)(tv + 4 * q)));
-            _mm_storeu_ps(ds + 4 * q, _mm256_cvtpd_ps(_mm256_loadu_pd(ts + 4 * q)));
+            _mm_storeu_ps(ds + 4 * q, _mm_loadu_ps(ts + 4 * q));
         }
 #else
         (void)K4;
-        for (unsigned j = 0; j < row->n; j++) dv[j] = tv[j], ds[j] = (float)ts[j];
+        for (unsigned j = 0; j < row->n; j++) dv[j] = tv[j], ds[j] = ts[j];
 #endif
     }
 }
@@ -778,8 +798,8 @@ static inline __attribute__((always_inline)) void copy_rows(const unsigned char 
 static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clock_view *out)
 {
     const unsigned char *r = u->blk + IC__CLK_HF, *end = r + u->n_rows * s->row_bytes;
-    if (s->k <= 4) copy_rows(r, end, s->row_bytes, s->k, 1, out);
-    else copy_rows(r, end, s->row_bytes, s->k, 2, out);
+    if (s->k <= 4) copy_rows(r, end, s->row_bytes, s->val_off, 1, out);
+    else copy_rows(r, end, s->row_bytes, s->val_off, 2, out);
 }
 
 int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, ic_clock_view *out)
@@ -831,11 +851,13 @@ typedef struct {
     double score;
 } ref_acc;
 
+/* By list, then score as the view shows it (float) descending, then value. */
 static int ref_cmp(const void *pa, const void *pb)
 {
     const ref_acc *x = pa, *y = pb;
     if (x->hf != y->hf) return x->hf < y->hf ? -1 : 1;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    float sx = (float)x->score, sy = (float)y->score;
+    if (sx != sy) return sx > sy ? -1 : 1;
     return x->value < y->value ? -1 : x->value > y->value;
 }
 
@@ -880,7 +902,7 @@ int ic__clock_query_ref(const ic_config *cfg, const ic_event *events, size_t n, 
     if (na) qsort(acc, na, sizeof *acc, ref_cmp);
     for (size_t q = 0; q < na; q++) {
         int h = (int)acc[q].hf / F, f = (int)acc[q].hf % F;
-        if (acc[q].score > 0 && out->n[h][f] < cfg->top_k) {
+        if ((float)acc[q].score > 0 && out->n[h][f] < cfg->top_k) {
             out->value[h][f][out->n[h][f]] = acc[q].value;
             out->score[h][f][out->n[h][f]++] = (float)acc[q].score;
         }

@@ -8,9 +8,13 @@
  *   cidx[IC__CLK_HF]    uint8: row index + 1 of each (hour, field) list, 0 =
  *                       the list has no entry yet
  *   rows[row_cap]       one row per (hour, field) list that has entries:
- *                       its first entry and its cached top-k (values and
- *                       double scores), laid out for copying into a view;
- *                       stride ic__clk_row_bytes(k)
+ *                       its cached top-k (float scores, then values), laid
+ *                       out for copying into a view; stride
+ *                       ic__clk_row_bytes(k) (40 bytes at k = 3)
+ *   heads[row_cap]      uint32: each row's first entry (IC__CLK_NONE if
+ *                       none), apart from the rows so that a query, which
+ *                       copies the rows, reads fewer lines; rounded up to
+ *                       an even count so the entries stay 8-byte aligned
  *   ent[ent_cap]        one per (hour, field, value) seen: running score,
  *                       linked into its (hour, field) list
  *   slot[slot_cap]      open addressing (hf, value) -> entry index + 1
@@ -49,10 +53,10 @@ typedef struct {
     uint16_t pad;
 } ic__clk_entry;
 
-/* The fixed part of a row; the values (k x u64) and scores (k x double)
- * follow it. */
+/* The fixed part of a row; its k float scores follow it, then, at
+ * ic__clk_val_off(k) (8-byte aligned), its k u64 values. A row ranks by
+ * the float scores it shows (iclock.h), so it needs no double. */
 typedef struct {
-    uint32_t head;   /* first entry of the list, IC__CLK_NONE if none */
     uint8_t n;       /* places of the cached top-k filled */
     uint8_t at;      /* hour * IC_MAX_CLOCK_FIELDS + field: the list's place in a view */
     uint16_t pad;
@@ -83,6 +87,7 @@ struct ic_clock_store {
     ic__pool *pool;           /* the users' blocks come from here (pool.c) */
     int F, k;                 /* clock fields, top-k */
     size_t row_bytes;         /* ic__clk_row_bytes(k) */
+    size_t val_off;           /* ic__clk_val_off(k) */
     int64_t window;           /* W in seconds */
     double weight[IC_MAX_ACTIONS];
     ic__clk_user *users;      /* dense, in no particular order; 64-byte aligned */
@@ -96,8 +101,11 @@ struct ic_clock_store {
                                * engine queries a user, then applies its event */
 };
 
-/* Bytes of one row for top-k k: the fixed part, k values, k scores. */
-static inline size_t ic__clk_row_bytes(int k) { return sizeof(ic__clk_row) + 16 * (size_t)k; }
+/* Where a row's values start for top-k k: after the fixed part and k
+ * float scores, 8-byte aligned. */
+static inline size_t ic__clk_val_off(int k) { return (sizeof(ic__clk_row) + 4 * (size_t)k + 7) & ~(size_t)7; }
+/* Bytes of one row for top-k k: the fixed part, k scores, k values. */
+static inline size_t ic__clk_row_bytes(int k) { return ic__clk_val_off(k) + 8 * (size_t)k; }
 
 /* The user with id, or NULL. */
 ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id);

@@ -320,6 +320,39 @@ static void test_negative_and_hours(void **state)
     ic_clock_free(s);
 }
 
+/* Values rank by the score the view shows (a float): two sums that
+ * differ as doubles but round to the same float tie, and the smaller value
+ * id comes first, in the store as in the reference. */
+static void test_ties_as_shown(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    cfg.action[0].weight = 0.1f; /* like: deltas 0.1f, 0.2f, 0.3f for 1, 2, 3 likes */
+    ic_clock_store *s;
+    ic_error err;
+    assert_int_equal(ic_clock_create(&s, &cfg, &err), IC_OK);
+    const int64_t T = 1700000000;
+    const int nv[3] = {1, 0, 0};
+    const uint64_t va[3][4] = {{11}}, vb[3][4] = {{12}};
+    const float one[4] = {1, 0, 0, 0}, two[4] = {2, 0, 0, 0}, three[4] = {3, 0, 0, 0};
+    ic_event log[3] = {mk_event(T, 0, 5, nv, vb, three), mk_event(T + 1, 0, 5, nv, va, one),
+                       mk_event(T + 2, 0, 5, nv, va, two)};
+    /* 12: 0.3f as a double (0.30000001192...); 11: 0.1f + 0.2f
+     * (0.30000000447...): different doubles, the same float. */
+    assert_true((double)0.3f != (double)0.1f + (double)0.2f && (float)((double)0.1f + (double)0.2f) == 0.3f);
+    for (int i = 0; i < 3; i++) assert_int_equal(ic_clock_apply(s, &log[i], &err), IC_OK);
+    ic_clock_view v, want;
+    assert_int_equal(ic_clock_query(s, 5, T + 3, 0, &v), 1);
+    int h = ic_local_hour(T, 0);
+    assert_int_equal(v.n[h][0], 2);
+    assert_true(v.value[h][0][0] == 11 && v.value[h][0][1] == 12);
+    assert_true(v.score[h][0][0] == 0.3f && v.score[h][0][1] == 0.3f);
+    assert_int_equal(ic__clock_query_ref(&cfg, log, 3, 5, T + 3, 0, &want), 1);
+    assert_true(views_equal(&v, &want, "float tie"));
+    ic_clock_free(s);
+}
+
 static void test_daily_local_day(void **state)
 {
     (void)state;
@@ -780,6 +813,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_edges_realtime),
         cmocka_unit_test(test_negative_and_hours),
+        cmocka_unit_test(test_ties_as_shown),
         cmocka_unit_test(test_daily_local_day),
         cmocka_unit_test(test_property_default_weights),
         cmocka_unit_test(test_property_other_shapes),

@@ -71,12 +71,14 @@ def clock_at(by_user, user, t, window_s, k):
         return {}
     w = g[(g["ts"] >= t - window_s) & (g["ts"] < t)]
     s = w.groupby(["hour", "field", "vid"], sort=False)["delta"].sum().reset_index()
-    s = s[s["delta"] > 0]
-    s = s.sort_values(["hour", "field", "delta", "vid"], ascending=[True, True, False, True])
+    # Values rank by the score the clock shows: the float32 of the double sum.
+    s["shown"] = s["delta"].astype(np.float32)
+    s = s[s["shown"] > 0]
+    s = s.sort_values(["hour", "field", "shown", "vid"], ascending=[True, True, False, True])
     top = s.groupby(["hour", "field"], sort=False).head(k)
     out = {}
-    for h, f, v, sc in zip(top["hour"], top["field"], top["vid"], top["delta"]):
-        out.setdefault((int(h), int(f)), []).append((int(v), float(np.float32(sc))))
+    for h, f, v, sc in zip(top["hour"], top["field"], top["vid"], top["shown"]):
+        out.setdefault((int(h), int(f)), []).append((int(v), float(sc)))
     return out
 
 
