@@ -18,9 +18,9 @@
  *
  * Memory layout (clock_internal.h), chosen because the work is bound by
  * memory latency, not arithmetic: a user is a 128-byte header plus one
- * block (list rows with their cached top-k, entries, hash slots, 12-byte
- * records), so an event touches few cache lines and no allocation happens
- * except when a part of the block doubles or halves; blocks come from the
+ * block (list rows with their cached top-k, entries, hash slots) and a
+ * ring of 12-byte records, so an event touches few cache lines and no
+ * allocation happens except when a part doubles or halves; blocks come from the
  * store's pool (pool.c), which keeps freed memory for reuse because a
  * fresh page costs a fault. ic_clock_prefetch runs a pipeline of hints
  * ahead of the events (below) so that the misses of several events
@@ -99,25 +99,26 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     return IC_OK;
 }
 
-static void block_release(ic_clock_store *s, const ic__clk_user *u);
+static void user_release(ic_clock_store *s, const ic__clk_user *u);
 
 void ic_clock_free(ic_clock_store *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->n_users; i++) block_release(s, &s->users[i]);
+    for (size_t i = 0; i < s->n_users; i++) user_release(s, &s->users[i]);
     ic__pool_free(s->pool);
     free(s->users);
     free(s->utab);
     free(s);
 }
 
-/* ---- a user's block -------------------------------------------------------- */
+/* ---- a user's blocks ------------------------------------------------------- */
 
+/* The capacities of a user's block (the records have a block of their own). */
 typedef struct {
-    uint32_t rows, ent, slot, rec;
+    uint32_t rows, ent, slot;
 } blk_caps;
 
-static blk_caps caps_of(const ic__clk_user *u) { return (blk_caps){u->row_cap, u->ent_cap, u->slot_cap, u->rec_cap}; }
+static blk_caps caps_of(const ic__clk_user *u) { return (blk_caps){u->row_cap, u->ent_cap, u->slot_cap}; }
 
 /* The heads part for rows rows: an even count, so the entries after it
  * stay 8-byte aligned. */
@@ -126,7 +127,7 @@ static size_t heads_bytes(uint32_t rows) { return (size_t)((rows + 1u) & ~1u) * 
 static size_t block_bytes(const ic_clock_store *s, blk_caps c)
 {
     return IC__CLK_HF + c.rows * s->row_bytes + heads_bytes(c.rows) + c.ent * sizeof(ic__clk_entry) +
-           c.slot * sizeof(uint32_t) + c.rec * sizeof(ic__clk_rec);
+           c.slot * sizeof(uint32_t);
 }
 
 /* Points u's parts into a new block of capacities c (contents undefined). */
@@ -135,8 +136,7 @@ static void block_point(const ic_clock_store *s, ic__clk_user *u, unsigned char 
     u->blk = blk;
     u->ent = (ic__clk_entry *)(blk + IC__CLK_HF + c.rows * s->row_bytes + heads_bytes(c.rows));
     u->slot = (uint32_t *)(u->ent + c.ent);
-    u->rec = (ic__clk_rec *)(u->slot + c.slot);
-    u->row_cap = (uint8_t)c.rows, u->ent_cap = c.ent, u->slot_cap = c.slot, u->rec_cap = c.rec;
+    u->row_cap = (uint8_t)c.rows, u->ent_cap = c.ent, u->slot_cap = c.slot;
 }
 
 /* A new block of capacities c from the store's pool (contents undefined). */
@@ -146,6 +146,13 @@ static unsigned char *block_alloc(ic_clock_store *s, blk_caps c) { return ic__po
 static void block_release(ic_clock_store *s, const ic__clk_user *u)
 {
     ic__pool_release(s->pool, u->blk, block_bytes(s, caps_of(u)));
+}
+
+/* Gives both of u's blocks back. */
+static void user_release(ic_clock_store *s, const ic__clk_user *u)
+{
+    block_release(s, u);
+    ic__pool_release(s->pool, u->rec, (size_t)u->rec_cap * sizeof *u->rec);
 }
 
 static inline ic__clk_row *row_at(const ic_clock_store *s, const ic__clk_user *u, unsigned i)
@@ -186,11 +193,11 @@ static void slots_fill(ic__clk_user *u)
 }
 
 /* Moves u into a new block of capacities c (each part at least as large as
- * its contents); the live records move to the front. */
+ * its contents). The records stay where they are. */
 static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
 {
     ic__clk_user old = *u;
-    IC_ASSERT(c.rows >= old.n_rows && c.ent >= old.n_ent && c.rec >= old.end - old.start);
+    IC_ASSERT(c.rows >= old.n_rows && c.ent >= old.n_ent);
     block_point(s, u, block_alloc(s, c), c);
     if (!old.blk) { /* a new user */
         memset(u->blk, 0, IC__CLK_HF);
@@ -203,29 +210,25 @@ static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
     memcpy(u->ent, old.ent, old.n_ent * sizeof *u->ent);
     if (c.slot == old.slot_cap) memcpy(u->slot, old.slot, c.slot * sizeof *u->slot);
     else slots_fill(u);
-    uint32_t live = old.end - old.start;
-    memcpy(u->rec, old.rec + old.start, live * sizeof *u->rec);
-    u->lo -= old.start, u->hi -= old.start, u->end = live, u->start = 0;
     block_release(s, &old);
 }
 
 /* Gives u's records a capacity of cap (at least the live ones), moving
- * the live ones to the front. The records are the block's last part, so
- * the block is resized keeping everything up to the last live record (a
- * large block is remapped, not copied: ic__pool_resize). */
+ * the live ones to the front. The records have a block of their own, so
+ * only they are copied (a block above 1 MiB is remapped, not copied:
+ * ic__pool_resize). */
 static void rec_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
 {
     uint32_t live = u->end - u->start;
-    IC_ASSERT(cap >= live);
+    IC_ASSERT(cap >= live && cap > 0);
     if (u->start > 0) {
         memmove(u->rec, u->rec + u->start, (size_t)live * sizeof *u->rec);
         u->lo -= u->start, u->hi -= u->start, u->end = live, u->start = 0;
     }
     if (cap == u->rec_cap) return;
-    blk_caps c = caps_of(u);
-    size_t old_bytes = block_bytes(s, c), keep = (size_t)((unsigned char *)(u->rec + live) - u->blk);
-    c.rec = cap;
-    block_point(s, u, ic__pool_resize(s->pool, u->blk, old_bytes, block_bytes(s, c), keep), c);
+    u->rec = ic__pool_resize(s->pool, u->rec, (size_t)u->rec_cap * sizeof *u->rec, (size_t)cap * sizeof *u->rec,
+                             (size_t)live * sizeof *u->rec);
+    u->rec_cap = cap;
 }
 
 /* ---- the user table: open addressing (linear probing) on the id --------- */
@@ -366,7 +369,9 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
     ic__clk_user *u = &s->users[s->n_users];
     memset(u, 0, sizeof *u);
     u->id = id;
-    user_move(s, u, (blk_caps){.rows = 4, .ent = 8, .slot = 16, .rec = 8});
+    user_move(s, u, (blk_caps){.rows = 4, .ent = 8, .slot = 16});
+    u->rec_cap = 8;
+    u->rec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->rec);
     s->utab[pos] = (uint32_t)++s->n_users;
     return u;
 }
@@ -389,7 +394,7 @@ static void user_remove(ic_clock_store *s, size_t i)
             pos = j;
         }
     }
-    block_release(s, &s->users[i]);
+    user_release(s, &s->users[i]);
     size_t last = s->n_users - 1;
     if (i != last) {
         s->utab[utab_pos(s, s->users[last].id)] = (uint32_t)i + 1;
@@ -466,21 +471,18 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
     uint32_t m = off[HF], slots = 16;
     while (slots < 2 * (m + 1)) slots *= 2;
     ic__clk_user old = *u;
-    blk_caps c = {lists > 4 ? lists : 4, m > 4 ? 2 * m : 8, slots, old.rec_cap};
+    blk_caps c = {lists > 4 ? lists : 4, m > 4 ? 2 * m : 8, slots};
     block_point(s, u, block_alloc(s, c), c);
     uint32_t *remap = ic__xmalloc((size_t)old.n_ent * sizeof *remap + 1);
     for (uint32_t e = 0; e < old.n_ent; e++) {
         remap[e] = IC__CLK_NONE;
         if (old.ent[e].refs) u->ent[remap[e] = off[old.ent[e].hf]++] = old.ent[e];
     }
-    for (uint32_t i = old.start; i < old.end; i++) {
-        ic__clk_rec r = old.rec[i];
-        uint32_t e = r.ref & ~IC__CLK_FIRST;
-        if (e != IC__CLK_NONE) r.ref = remap[e] | (r.ref & IC__CLK_FIRST);
-        u->rec[i - old.start] = r;
+    for (uint32_t i = u->start; i < u->end; i++) { /* the records stay; their entries move */
+        uint32_t e = u->rec[i].ref & ~IC__CLK_FIRST;
+        if (e != IC__CLK_NONE) u->rec[i].ref = remap[e] | (u->rec[i].ref & IC__CLK_FIRST);
     }
     free(remap);
-    u->lo -= old.start, u->hi -= old.start, u->end -= old.start, u->start = 0;
     u->n_ent = m, u->n_sorted = m, u->n_dead = 0, u->n_rows = 0;
     memset(u->blk, 0, IC__CLK_HF);
     for (unsigned hf = 0, prev = 0; hf < HF; prev = off[hf++]) { /* off[hf] is now the end of list hf */

@@ -2,9 +2,9 @@
  * (apply, query) and clock_io.c (save, load), and the brute-force reference
  * used by the tests and the benchmark. Not part of the public API.
  *
- * A user is a 128-byte header in the store's dense users[] array and one
- * block of memory (blk, from the store's pool) holding everything else,
- * each part grown by doubling:
+ * A user is a 128-byte header in the store's dense users[] array and two
+ * blocks of memory from the store's pool: blk, holding its clock (each
+ * part grown by doubling), and rec, its record ring:
  *   cidx[IC__CLK_HF]    uint8: row index + 1 of each (hour, field) list, 0 =
  *                       the list has no entry yet
  *   rows[row_cap]       one row per (hour, field) list that has entries:
@@ -18,6 +18,8 @@
  *   ent[ent_cap]        one per (hour, field, value) seen: running score,
  *                       linked into its (hour, field) list
  *   slot[slot_cap]      open addressing (hf, value) -> entry index + 1
+ * and in a block of its own, so that a ring resize copies only records
+ * and a move of the clock part none (1-1.5 x its live records, below):
  *   rec[rec_cap]        rec[start .. end) every retained contribution, in
  *                       time order: one per (event, clock value); an event
  *                       without clock values leaves one record with no
@@ -76,7 +78,7 @@ typedef struct {
     int64_t newest;           /* base + rec[end - 1].t if any record */
     ic__clk_entry *ent;       /* into blk */
     uint32_t *slot;           /* into blk; slot_cap a power of 2 */
-    ic__clk_rec *rec;         /* into blk */
+    ic__clk_rec *rec;         /* its own block (from the store's pool) */
 } ic__clk_user;
 _Static_assert(sizeof(ic__clk_user) == 128, "a user header is two cache lines");
 

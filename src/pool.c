@@ -1,6 +1,7 @@
 /* pool.c: a pool of memory blocks in size classes, for a store that holds
- * many blocks which grow and shrink as it runs (the clock store: one block
- * per user, reallocated whenever a part of it doubles or halves).
+ * many blocks which grow and shrink as it runs (the clock store: two blocks
+ * per user: its clock and its record ring, reallocated whenever a part
+ * doubles or halves).
  *
  * Why not malloc: on the machines iclock runs on (a paravirtualised VM) a
  * first touch of a fresh 4 KiB page costs ~12 us (docs/PERFORMANCE.md), and
