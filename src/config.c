@@ -18,7 +18,6 @@
 #include <ini.h>
 #include <locale.h>
 #include <math.h>
-#include <pthread.h>
 
 static void add_named(ic_named_weight *arr, int *n, const char *name, float w)
 {
@@ -127,17 +126,7 @@ const char *ic_optim_name(ic_optim_kind o) { return enum_name(optim_names, (int)
 
 /* ---- Numbers in the C locale ------------------------------------------------
  * A config means the same whatever LC_NUMERIC the host program set, so
- * numbers are read with strtod_l and written under uselocale("C"). */
-
-static locale_t c_locale;
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
-
-static locale_t get_c_locale(void)
-{
-    pthread_once(&c_locale_once, c_locale_init);
-    return c_locale;
-}
+ * numbers are read with ic__strtod_c and written under uselocale("C"). */
 
 /* Strict: the whole of s is one finite number. Returns 0 or -1. */
 static int parse_double(const char *s, double *out)
@@ -145,8 +134,7 @@ static int parse_double(const char *s, double *out)
     if (!*s) return -1;
     char *end;
     errno = 0;
-    locale_t loc = get_c_locale();
-    double v = loc ? strtod_l(s, &end, loc) : strtod(s, &end);
+    double v = ic__strtod_c(s, &end);
     if (*end || errno == ERANGE || !isfinite(v)) return -1;
     *out = v;
     return 0;
@@ -947,7 +935,7 @@ static void write_list(const ic_config *cfg, int li, FILE *out)
 
 void ic_config_write(const ic_config *cfg, FILE *out)
 {
-    locale_t loc = get_c_locale(), old = loc ? uselocale(loc) : (locale_t)0;
+    locale_t loc = ic__c_locale(), old = loc ? uselocale(loc) : (locale_t)0;
     fprintf(out, "# iclock %s configuration (docs/FORMAT.md describes every key)\n", IC_VERSION);
     for (int s = 0; s < N_SECTIONS; s++) {
         fprintf(out, "%s[%s]\n", s ? "\n" : "", section_order[s]);

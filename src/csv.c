@@ -16,9 +16,7 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <locale.h>
 #include <math.h>
-#include <pthread.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -268,10 +266,6 @@ static int parse_int(const char *s, size_t n, int32_t *out)
     return 0;
 }
 
-static locale_t c_locale;
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
-
 /* The rare number the fast path cannot do exactly: strtod in the C locale. */
 static int parse_num_slow(const char *s, size_t n, double *out)
 {
@@ -279,9 +273,8 @@ static int parse_num_slow(const char *s, size_t n, double *out)
     if (n >= sizeof buf) return -1;
     memcpy(buf, s, n);
     buf[n] = '\0';
-    pthread_once(&c_locale_once, c_locale_init);
     char *end;
-    double v = c_locale ? strtod_l(buf, &end, c_locale) : strtod(buf, &end);
+    double v = ic__strtod_c(buf, &end);
     if (*end) return -1;
     *out = v;
     return 0;

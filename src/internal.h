@@ -5,6 +5,7 @@
 
 #include "iclock.h"
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -30,6 +31,13 @@ _Noreturn void *ic__oom(size_t n);
 /* Writes printf-style text into err (if err is non-NULL) and returns s. */
 ic_status ic__fail(ic_error *err, ic_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The C locale, made once (thread-safe), so that numbers read and write
+ * the same whatever LC_NUMERIC the host program set; (locale_t)0 if it
+ * cannot be made. */
+locale_t ic__c_locale(void);
+/* strtod in the C locale (plain strtod if it cannot be made). */
+double ic__strtod_c(const char *s, char **end);
 
 /* Copies src into dst[cap] with truncation; always terminates. */
 void ic__strlcpy(char *dst, const char *src, size_t cap);

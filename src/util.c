@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +78,22 @@ ic_status ic__fail(ic_error *err, ic_status s, const char *fmt, ...)
         va_end(ap);
     }
     return s;
+}
+
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+
+locale_t ic__c_locale(void)
+{
+    pthread_once(&c_locale_once, c_locale_init);
+    return c_locale;
+}
+
+double ic__strtod_c(const char *s, char **end)
+{
+    locale_t loc = ic__c_locale();
+    return loc ? strtod_l(s, end, loc) : strtod(s, end);
 }
 
 void ic__strlcpy(char *dst, const char *src, size_t cap)
