@@ -8,7 +8,7 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libinih-dev
       libxxhash-dev zlib1g-dev libcjson-dev libmicrohttpd-dev liblmdb-dev
-      curl wrk)
+      curl wrk locales)
 if [ "${1:-}" = "--with-python" ]; then
   pkgs+=(python3-torch python3-sklearn python3-numpy python3-pandas)
 fi

@@ -1,6 +1,7 @@
 /* test_config.c: the configuration: built-in defaults equal configs/music.ini,
  * overrides and list replacement, every bad-config message (file, line,
- * section and key), ic_config_set, and the write/load round trip. */
+ * section and key), ic_config_set, the write/load round trip, and numbers
+ * under a decimal-comma locale. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Compares every member that is the configuration's value (not path, not
@@ -304,6 +306,59 @@ static void test_write_roundtrip(void **state)
     roundtrip(&cfg);
 }
 
+/* Numbers mean the same whatever LC_NUMERIC the host program set: under a
+ * decimal comma (de_DE, built with localedef into a temporary LOCPATH;
+ * skipped where that cannot be done) a config still reads "0.01", writes
+ * numbers that load back, and the CSV reader's slow path (more than 15
+ * significant digits) still reads a decimal point. */
+static void test_comma_locale(void **state)
+{
+    (void)state;
+    char dir[64], cmd[256];
+    snprintf(dir, sizeof dir, "/tmp/iclock_locale_%d", (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+    int made = system(cmd) == 0;
+    if (made) setenv("LOCPATH", dir, 1);
+    if (!made || !setlocale(LC_NUMERIC, "de_DE.UTF-8")) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd)) print_message("could not remove %s\n", dir);
+        print_message("no de_DE locale here (localedef needs the 'locales' package): skipped\n");
+        skip();
+    }
+    /* The locale bites: plain strtod stops at the point. */
+    char *end;
+    assert_true(strtod("0.5", &end) == 0.0 && *end == '.');
+
+    ic_config cfg;
+    ic_error err = {{0}};
+    ic_config_default(&cfg);
+    assert_int_equal(ic_config_set(&cfg, "train", "lr", "0.01", &err), IC_OK);
+    assert_true(cfg.lr == 0.01f);
+    cfg.lr = 1.0f / 3.0f;
+    cfg.split_train = 0.625;
+    roundtrip(&cfg);
+
+    const char *path = write_tmp("ts,user,item,tz,genre,mood,lang,finish,like,skip,dislike\n"
+                                 "1690848000,u1,i1,0,pop,calm,en,0.1234567890123456789,1,0,0\n");
+    ic_reader *r;
+    assert_int_equal(ic_reader_open(&r, path, &cfg, IC_BAD_ROWS_FAIL, NULL, &err), IC_OK);
+    ic_event ev;
+    int got = ic_reader_next(r, &ev, &err);
+    if (got != 1) print_error("%s\n", err.msg);
+    assert_int_equal(got, 1);
+    int fin = -1;
+    for (int a = 0; a < cfg.n_actions; a++)
+        if (!strcmp(cfg.action[a].name, "finish")) fin = a;
+    assert_true(fin >= 0 && ev.action[fin] == 0.12345679f);
+    ic_reader_close(r);
+    unlink(path);
+
+    setlocale(LC_NUMERIC, "C");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_validate_and_names(void **state)
 {
     (void)state;
@@ -340,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_write_roundtrip),
+        cmocka_unit_test(test_comma_locale),
         cmocka_unit_test(test_validate_and_names),
     };
     int rc = cmocka_run_group_tests_name("config", tests, NULL, NULL);
