@@ -374,7 +374,7 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
     ic__clk_user *u = &s->users[s->n_users];
     memset(u, 0, sizeof *u);
     u->id = id;
-    user_move(s, u, (blk_caps){.rows = 4, .ent = 8, .slot = 16});
+    user_move(s, u, (blk_caps){.rows = 8, .ent = 8, .slot = 16});
     u->rec_cap = 8;
     u->rec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->rec);
     s->utab[pos] = (uint32_t)++s->n_users;
@@ -473,10 +473,15 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
         if (u->ent[e].refs) off[u->ent[e].hf + 1]++;
     unsigned lists = 0;
     for (unsigned hf = 0; hf < HF; hf++) lists += off[hf + 1] > 0, off[hf + 1] += off[hf];
-    uint32_t m = off[HF], slots = 16;
-    while (slots < 2 * (m + 1)) slots *= 2;
+    /* Room to grow in every part, so that the next new lists and values
+     * do not move the block at once: rows for half as many lists again,
+     * entries for as many again, hash slots for those entries (a move
+     * copies the whole block: scripts/clock_counts.sh, docs/PERFORMANCE.md). */
+    uint32_t m = off[HF], ents = m > 4 ? 2 * m : 8, slots = 16;
+    while (slots < 2 * (ents + 1)) slots *= 2;
     ic__clk_user old = *u;
-    blk_caps c = {lists > 4 ? lists : 4, m > 4 ? 2 * m : 8, slots};
+    unsigned rows = lists + lists / 2 + 3 < HF ? lists + lists / 2 + 3 : HF;
+    blk_caps c = {rows, ents, slots};
     block_point(s, u, block_alloc(s, c), c);
     uint32_t *remap = ic__xmalloc((size_t)old.n_ent * sizeof *remap + 1);
     for (uint32_t e = 0; e < old.n_ent; e++) {
