@@ -17,11 +17,12 @@
  * Then the same on the simulator's log (synth.c: 8,000 users, 60 days,
  * ~2.6M events), realtime with the hint: music users who play every day
  * hold far larger clocks than the Zipf log's light majority.
- * Usage: bench_clock [events (default 2000000)]; BENCH_CLOCK_ONLY=r0|r1|d0|d1|s1
- * times only that run (Zipf log realtime/daily, hint off/on; s1 the
- * simulator's log; s0 makes that log and times nothing; any other value:
- * none); BENCH_CLOCK_CHECK=0 skips the
- * check and the reference (counting runs, scripts/clock_counts.sh). */
+ * Usage: bench_clock [events (default 2000000)]
+ *   BENCH_CLOCK_ONLY=r0|r1|d0|d1|s1 times only that run (Zipf log,
+ *   realtime/daily, hint off/on; s1 the simulator's log); s0 makes the
+ *   simulator's log and times nothing; any other value times nothing.
+ *   BENCH_CLOCK_CHECK=0 skips the check and the reference (for counting
+ *   runs under valgrind, scripts/clock_counts.sh). */
 #include "clock_internal.h"
 
 #include <math.h>
