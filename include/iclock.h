@@ -408,8 +408,9 @@ size_t ic_clock_n_users(const ic_clock_store *s);
  * 0 at the end. Applying events during an iteration invalidates it. */
 int ic_clock_next_user(const ic_clock_store *s, size_t *cursor, uint64_t *user);
 
-/* Bytes the store's data occupies: tables, records, entries, caches, each
- * user's block at its pool class size. The store's block pool may hold more
+/* Bytes the store's data occupies: its tables, each user's block (entries,
+ * cached top-k) and record ring, each at its pool class size (all come
+ * from the store's block pool). The pool may hold more
  * memory than this: what freed blocks leave for reuse, up to the store's
  * peak (it is returned only by ic_clock_free). */
 size_t ic_clock_bytes(const ic_clock_store *s);
