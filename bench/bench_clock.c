@@ -159,19 +159,6 @@ static void event_init(ic_event *e)
     for (int f = 0; f <= IC_MAX_FIELDS; f++) e->voff[f] = (uint8_t)(f < 3 ? f : 3);
 }
 
-static int views_equal(const ic_clock_view *a, const ic_clock_view *b)
-{
-    if (a->n_fields != b->n_fields || a->k != b->k) return 0;
-    for (int h = 0; h < IC_HOURS; h++)
-        for (int f = 0; f < a->n_fields; f++) {
-            if (a->n[h][f] != b->n[h][f]) return 0;
-            for (int i = 0; i < a->n[h][f]; i++)
-                if (a->value[h][f][i] != b->value[h][f][i] || a->score[h][f][i] != b->score[h][f][i])
-                    return 0;
-        }
-    return 1;
-}
-
 /* Replays n events through a store (with the prefetch hint, as the timed
  * loop), checking every `every`-th query against the reference. Returns
  * the number of checked queries, or -1. */
@@ -189,7 +176,7 @@ static long check(const ic_config *cfg, const cevent *L, size_t n, size_t every)
         int rg = ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, &got);
         if (i % every == 0) {
             int rw = ic__clock_query_ref(cfg, ev, i, ev[i].user, ev[i].ts, ev[i].tz_min, &want);
-            if (rg != rw || !views_equal(&got, &want)) {
+            if (rg != rw || !ic_clock_view_equal(&got, &want)) {
                 fprintf(stderr, "bench_clock: fast path differs from the reference at event %zu\n", i);
                 checked = -1;
                 break;

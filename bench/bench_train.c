@@ -93,15 +93,15 @@ static void compact_push(compact *c, size_t i, const ic_clock_view *v)
     size_t o = c->off[i];
     for (int t = 0; t < IC_HOURS; t++)
         for (int f = 0; f < c->NC; f++) {
-            int n = v->n[t][f];
+            int n = ic_clock_view_n(v, t, f);
             c->cnt[(i * IC_HOURS + t) * c->NC + f] = (uint8_t)n;
             if (o + n > c->cap) {
                 c->cap = 2 * c->cap + 64;
                 c->val = ic__xrealloc(c->val, c->cap * sizeof *c->val);
                 c->score = ic__xrealloc(c->score, c->cap * sizeof *c->score);
             }
-            memcpy(c->val + o, v->value[t][f], n * sizeof *c->val);
-            memcpy(c->score + o, v->score[t][f], n * sizeof *c->score);
+            if (n) memcpy(c->val + o, ic_clock_view_values(v, t, f), n * sizeof *c->val);
+            if (n) memcpy(c->score + o, ic_clock_view_scores(v, t, f), n * sizeof *c->score);
             o += n;
         }
     c->off[i + 1] = o;
@@ -110,14 +110,12 @@ static void compact_push(compact *c, size_t i, const ic_clock_view *v)
 /* Expands sample i's view into v (only the places the model reads). */
 static void compact_expand(const compact *c, size_t i, ic_clock_view *v)
 {
-    v->n_fields = c->NC;
-    v->k = c->k;
+    ic_clock_view_init(v, c->NC, c->k);
     size_t o = c->off[i];
     for (int t = 0; t < IC_HOURS; t++)
         for (int f = 0; f < c->NC; f++) {
-            int n = v->n[t][f] = c->cnt[(i * IC_HOURS + t) * c->NC + f];
-            memcpy(v->value[t][f], c->val + o, n * sizeof *c->val);
-            memcpy(v->score[t][f], c->score + o, n * sizeof *c->score);
+            int n = c->cnt[(i * IC_HOURS + t) * c->NC + f];
+            if (n) ic_clock_view_set(v, t, f, n, c->val + o, c->score + o);
             o += n;
         }
 }

@@ -344,22 +344,72 @@ const char *ic_csv_quote(const char *text, size_t len, char *buf, size_t cap);
 
 /* A user's clock as of one time: for each local hour h and clock field f
  * (index into cfg->clock_field), the top-k values by score in rank order.
- * n[h][f] <= k places are filled. Values rank by the score the view shows
- * (the float below): only positive ones enter, higher first, equal ones
- * by value id ascending. Places beyond n[h][f] hold unspecified
- * values (a query may write stale ones there; read only n[h][f] places).
+ * ic_clock_view_n(v, h, f) <= k places are filled. Values rank by the
+ * score the view shows (the float below): only positive ones enter, higher
+ * first, equal ones by value id ascending.
  * score(h, f, v) = (float) of the sum over the window's events at local
  * hour h (the event's own tz_min) whose field f holds v (each listed value
  * counts) of the event's delta = (float)(sum_a weight_a * action_a); the
  * sum runs in double (exact, hence order-independent, for dyadic weights
- * such as 1, -1, 0.5). */
+ * such as 1, -1, 0.5).
+ *
+ * Layout: compact, so that a query copies one contiguous block (the
+ * store keeps its lists in this same form). list[h * n_fields + f] is 0
+ * when (h, f) has no list, else 1 + the list's index; list i starts at
+ * lists + i * list_bytes: a byte n (places filled), three bytes of
+ * padding, k float scores, then at val_off (8-byte aligned) k uint64 values.
+ * Only lists that had entries are present, so a clock of 20 lists copies
+ * 20 x 40 bytes (k = 3), not 24 x 4 x 8 places. Read it through
+ * ic_clock_view_n / _values / _scores; write one (the reference, tests,
+ * hand-made clocks) through ic_clock_view_init and ic_clock_view_set.
+ * Places beyond n hold unspecified values. A view is a plain value:
+ * copying the struct copies the clock. */
+#define IC_CLOCK_LIST_MAX 104 /* list_bytes at k = IC_MAX_TOPK */
 typedef struct {
-    int n_fields;                                       /* cfg->n_clock */
-    int k;                                              /* cfg->top_k */
-    uint8_t n[IC_HOURS][IC_MAX_CLOCK_FIELDS];
-    uint64_t value[IC_HOURS][IC_MAX_CLOCK_FIELDS][IC_MAX_TOPK];
-    float score[IC_HOURS][IC_MAX_CLOCK_FIELDS][IC_MAX_TOPK];
+    int n_fields;                /* cfg->n_clock */
+    int k;                       /* cfg->top_k */
+    uint16_t list_bytes;         /* a list's stride, for k */
+    uint16_t val_off;            /* where a list's values start, for k */
+    uint16_t n_lists;            /* lists present */
+    _Alignas(64) uint8_t list[IC_HOURS * IC_MAX_CLOCK_FIELDS];
+    unsigned char lists[IC_HOURS * IC_MAX_CLOCK_FIELDS * IC_CLOCK_LIST_MAX]; /* (n_lists, list_bytes) */
 } ic_clock_view;
+
+/* The list of (h, f), or NULL if it has none. */
+static inline const unsigned char *ic__clock_view_list(const ic_clock_view *v, int h, int f)
+{
+    unsigned i = v->list[h * v->n_fields + f];
+    return i ? v->lists + (i - 1) * (size_t)v->list_bytes : (const unsigned char *)0;
+}
+/* Places filled at hour h, field f (0..k). */
+static inline int ic_clock_view_n(const ic_clock_view *v, int h, int f)
+{
+    const unsigned char *l = ic__clock_view_list(v, h, f);
+    return l ? l[0] : 0;
+}
+/* The values of (h, f) in rank order: ic_clock_view_n of them (NULL when
+ * there are none). */
+static inline const uint64_t *ic_clock_view_values(const ic_clock_view *v, int h, int f)
+{
+    const unsigned char *l = ic__clock_view_list(v, h, f);
+    return l ? (const uint64_t *)(const void *)(l + v->val_off) : (const uint64_t *)0;
+}
+/* Their scores, the same count (NULL when there are none). */
+static inline const float *ic_clock_view_scores(const ic_clock_view *v, int h, int f)
+{
+    const unsigned char *l = ic__clock_view_list(v, h, f);
+    return l ? (const float *)(const void *)(l + 4) : (const float *)0;
+}
+/* An empty view for n_fields clock fields (1..IC_MAX_CLOCK_FIELDS) and
+ * top-k k (1..IC_MAX_TOPK). */
+void ic_clock_view_init(ic_clock_view *v, int n_fields, int k);
+/* Sets the places of (h, f) to values[0..n) and scores[0..n) (n <= k; the
+ * caller keeps them in rank order), adding the list if it has none. */
+void ic_clock_view_set(ic_clock_view *v, int h, int f, int n, const uint64_t *values, const float *scores);
+/* 1 when a and b have the same fields and k and, at every (hour, field),
+ * the same places: count, values and scores (bit for bit); else 0. Which
+ * lists are present does not matter, only what they hold. */
+int ic_clock_view_equal(const ic_clock_view *a, const ic_clock_view *b);
 
 typedef struct ic_clock_store ic_clock_store;
 

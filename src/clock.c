@@ -26,9 +26,10 @@
  * ahead of the events (below) so that the misses of several events
  * overlap. The cached top-k of a
  * list lives in its row in the view's own form (float scores, then
- * values; the list's first entry is kept apart), and only lists that have
- * entries have a row, so a query copies the rows of the user's hours, not
- * 24 x fields empty places.
+ * values; the list's first entry is kept apart), only lists that have
+ * entries have a row, and the block starts with the list index and the
+ * rows, so a query copies the view in one memcpy of the block's head:
+ * 96 + 40 bytes a list at k = 3, not 24 x fields x 8 places.
  *
  * Scores: an event's delta is (float)(sum_a (double)weight_a * action_a);
  * a score is the double sum of its deltas and becomes exactly 0 when its
@@ -427,8 +428,7 @@ static void row_add(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
 {
     IC_ASSERT(u->n_rows < u->row_cap);
     ic__clk_row *r = row_at(s, u, u->n_rows);
-    unsigned h = hf / (unsigned)s->F, f = hf % (unsigned)s->F;
-    *r = (ic__clk_row){.at = (uint8_t)(h * IC_MAX_CLOCK_FIELDS + f)};
+    *r = (ic__clk_row){0};
     heads_of(u)[u->n_rows] = IC__CLK_NONE;
     u->blk[hf] = ++u->n_rows;
 }
@@ -768,57 +768,29 @@ static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
     memcpy(row_values(s, row), top_v, (size_t)n * sizeof *top_v);
 }
 
-/* Copies the cached top-k of every list that has a row into out (whose
- * n[][] is all 0). Most of a query's work once the user's lines are in
- * cache, so with AVX a row is one unmasked load/store of 4 values and
- * one of 4 scores (two of each when k > 4): the places beyond n (up to 8 per list
- * in the view) get whatever the row holds there (stale values, or bytes of
- * the next row or part: the block always has parts after the rows), which
- * the contract allows. Masked stores would keep them untouched but cost
- * several times more on AMD cores. K4 is 1 (k <= 4) or 2 (k > 4): the
- * caller picks the instance, so the loop has no test of k. */
-static inline __attribute__((always_inline)) void copy_rows(const unsigned char *r, const unsigned char *end,
-                                                            size_t stride, size_t val_off, int K4,
-                                                            ic_clock_view *out)
-{
-    /* Locals and restrict: the byte stores into n[] may alias anything as
-     * far as C knows, which made the compiler reload the store's fields on
-     * every row. */
-    uint8_t *restrict on = &out->n[0][0];             /* (IC_HOURS * IC_MAX_CLOCK_FIELDS) */
-    uint64_t *restrict ov = &out->value[0][0][0];     /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
-    float *restrict os = &out->score[0][0][0];        /* (IC_HOURS * IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK) */
-    for (; r < end; r += stride) {
-        const ic__clk_row *row = (const ic__clk_row *)r;
-        const size_t at = row->at;
-        const float *ts = (const float *)(row + 1);           /* (k) */
-        const uint64_t *tv = (const uint64_t *)(r + val_off); /* (k) */
-        uint64_t *dv = ov + at * IC_MAX_TOPK;
-        float *ds = os + at * IC_MAX_TOPK;
-        on[at] = row->n;
-#if defined(__AVX__)
-        for (int q = 0; q < K4; q++) {
-            _mm256_storeu_si256((__m256i *)(dv + 4 * q), _mm256_loadu_si256((const __m256i *)(tv + 4 * q)));
-            _mm_storeu_ps(ds + 4 * q, _mm_loadu_ps(ts + 4 * q));
-        }
-#else
-        (void)K4;
-        for (unsigned j = 0; j < row->n; j++) dv[j] = tv[j], ds[j] = ts[j];
-#endif
-    }
-}
+/* The view's layout is the block's head: the list index (cidx) and the
+ * rows, in this order and form, so a query copies them in one memcpy. */
+_Static_assert(offsetof(ic_clock_view, lists) == offsetof(ic_clock_view, list) + IC__CLK_HF,
+               "a view's lists follow its index as a block's rows follow cidx");
+_Static_assert(sizeof(((ic_clock_view *)0)->list) == IC__CLK_HF, "one index byte per (hour, field)");
+_Static_assert(((sizeof(ic__clk_row) + 4 * IC_MAX_TOPK + 7) & ~7) + 8 * IC_MAX_TOPK <= IC_CLOCK_LIST_MAX,
+               "a row at the largest k fits a view's list (ic__clk_row_bytes)");
+_Static_assert(offsetof(ic__clk_row, n) == 0 && sizeof(ic__clk_row) == 4, "a view list: n, 3 bytes, scores");
 
-static void user_copy_out(const ic_clock_store *s, const ic__clk_user *u, ic_clock_view *out)
+/* Sets out's header for s (the lists are left as they are). */
+static void view_head(const ic_clock_store *s, ic_clock_view *out, unsigned n_lists)
 {
-    const unsigned char *r = u->blk + IC__CLK_HF, *end = r + u->n_rows * s->row_bytes;
-    if (s->k <= 4) copy_rows(r, end, s->row_bytes, s->val_off, 1, out);
-    else copy_rows(r, end, s->row_bytes, s->val_off, 2, out);
+    out->n_fields = s->F;
+    out->k = s->k;
+    out->list_bytes = (uint16_t)s->row_bytes;
+    out->val_off = (uint16_t)s->val_off;
+    out->n_lists = (uint16_t)n_lists;
 }
 
 int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, ic_clock_view *out)
 {
-    out->n_fields = s->F;
-    out->k = s->k;
-    memset(out->n, 0, sizeof out->n);
+    view_head(s, out, 0);
+    memset(out->list, 0, sizeof out->list);
     if (!ts_ok(t)) return 0; /* (contract: sees nothing) */
     int64_t a, b;
     window_of(s, t, tz_min, &a, &b);
@@ -834,7 +806,10 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
             user_topk(s, u, (unsigned)(w * 64 + __builtin_ctzll(bits)));
     u->dirty[0] = u->dirty[1] = 0;
     if (u->n_in == 0) return 0;
-    user_copy_out(s, u, out);
+    /* The copy: the index and the rows, one block (most of a query's work
+     * once the user's lines are in cache, when it was a store per list). */
+    out->n_lists = u->n_rows;
+    memcpy(out->list, u->blk, IC__CLK_HF + u->n_rows * s->row_bytes);
     return 1;
 }
 
@@ -852,6 +827,50 @@ int ic_clock_next_user(const ic_clock_store *s, size_t *cursor, uint64_t *user)
 size_t ic_clock_bytes(const ic_clock_store *s)
 {
     return sizeof *s + ic__pool_in_use(s->pool); /* the tables are pool blocks too */
+}
+
+/* ---- views ----------------------------------------------------------------- */
+
+void ic_clock_view_init(ic_clock_view *v, int n_fields, int k)
+{
+    IC_ASSERT(n_fields >= 1 && n_fields <= IC_MAX_CLOCK_FIELDS && k >= 1 && k <= IC_MAX_TOPK);
+    v->n_fields = n_fields;
+    v->k = k;
+    v->list_bytes = (uint16_t)ic__clk_row_bytes(k);
+    v->val_off = (uint16_t)ic__clk_val_off(k);
+    v->n_lists = 0;
+    memset(v->list, 0, sizeof v->list);
+}
+
+void ic_clock_view_set(ic_clock_view *v, int h, int f, int n, const uint64_t *values, const float *scores)
+{
+    IC_ASSERT(h >= 0 && h < IC_HOURS && f >= 0 && f < v->n_fields && n >= 0 && n <= v->k);
+    uint8_t *i = &v->list[h * v->n_fields + f];
+    if (!*i) {
+        IC_ASSERT(v->n_lists < IC_HOURS * IC_MAX_CLOCK_FIELDS);
+        *i = (uint8_t)++v->n_lists;
+        memset(v->lists + (*i - 1) * (size_t)v->list_bytes, 0, v->list_bytes);
+    }
+    unsigned char *l = v->lists + (*i - 1) * (size_t)v->list_bytes;
+    l[0] = (uint8_t)n;
+    if (n) {
+        memcpy(l + 4, scores, (size_t)n * sizeof *scores);
+        memcpy(l + v->val_off, values, (size_t)n * sizeof *values);
+    }
+}
+
+int ic_clock_view_equal(const ic_clock_view *a, const ic_clock_view *b)
+{
+    if (a->n_fields != b->n_fields || a->k != b->k) return 0;
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < a->n_fields; f++) {
+            int n = ic_clock_view_n(a, h, f);
+            if (n != ic_clock_view_n(b, h, f)) return 0;
+            if (n && (memcmp(ic_clock_view_values(a, h, f), ic_clock_view_values(b, h, f), (size_t)n * 8) ||
+                      memcmp(ic_clock_view_scores(a, h, f), ic_clock_view_scores(b, h, f), (size_t)n * 4)))
+                return 0;
+        }
+    return 1;
 }
 
 /* ---- the brute-force reference ------------------------------------------- */
@@ -881,9 +900,7 @@ int ic__clock_query_ref(const ic_config *cfg, const ic_event *events, size_t n, 
     int64_t b = t;
     if (cfg->refresh == IC_REFRESH_DAILY) b = ic_local_day(t, tz_min) * DAY - (int64_t)tz_min * 60;
     int64_t a = b - (int64_t)cfg->window_days * DAY;
-    memset(out, 0, sizeof *out);
-    out->n_fields = F;
-    out->k = cfg->top_k;
+    ic_clock_view_init(out, F, cfg->top_k);
     ref_acc *acc = NULL;
     size_t na = 0, cap = 0;
     int seen = 0;
@@ -911,12 +928,13 @@ int ic__clock_query_ref(const ic_config *cfg, const ic_event *events, size_t n, 
         }
     }
     if (na) qsort(acc, na, sizeof *acc, ref_cmp);
-    for (size_t q = 0; q < na; q++) {
-        int h = (int)acc[q].hf / F, f = (int)acc[q].hf % F;
-        if ((float)acc[q].score > 0 && out->n[h][f] < cfg->top_k) {
-            out->value[h][f][out->n[h][f]] = acc[q].value;
-            out->score[h][f][out->n[h][f]++] = (float)acc[q].score;
-        }
+    for (size_t q = 0, q1; q < na; q = q1) { /* a list at a time: [q, q1) */
+        uint64_t val[IC_MAX_TOPK];
+        float sc[IC_MAX_TOPK];
+        int m = 0;
+        for (q1 = q; q1 < na && acc[q1].hf == acc[q].hf; q1++)
+            if ((float)acc[q1].score > 0 && m < cfg->top_k) val[m] = acc[q1].value, sc[m++] = (float)acc[q1].score;
+        if (m) ic_clock_view_set(out, (int)acc[q].hf / F, (int)acc[q].hf % F, m, val, sc);
     }
     free(acc);
     return seen;

@@ -8,8 +8,9 @@
  *   cidx[IC__CLK_HF]    uint8: row index + 1 of each (hour, field) list, 0 =
  *                       the list has no entry yet
  *   rows[row_cap]       one row per (hour, field) list that has entries:
- *                       its cached top-k (float scores, then values), laid
- *                       out for copying into a view; stride
+ *                       its cached top-k (float scores, then values): with
+ *                       cidx, a view's index and lists (iclock.h), so a
+ *                       query copies both in one piece; stride
  *                       ic__clk_row_bytes(k) (40 bytes at k = 3)
  *   heads[row_cap]      uint32: each row's first entry (IC__CLK_NONE if
  *                       none), apart from the rows so that a query, which
@@ -60,8 +61,7 @@ typedef struct {
  * the float scores it shows (iclock.h), so it needs no double. */
 typedef struct {
     uint8_t n;       /* places of the cached top-k filled */
-    uint8_t at;      /* hour * IC_MAX_CLOCK_FIELDS + field: the list's place in a view */
-    uint16_t pad;
+    uint8_t pad[3];
 } ic__clk_row;
 
 typedef struct {

@@ -185,7 +185,7 @@ static void plan_bounds(const ic_model *m, const ic_sample *s, int B, int *E, in
         e += 2 + s[b].ev->voff[m->sh.F];
         if (!m->sh.NQ || !s[b].clock) continue;
         for (int t = 0; t < IC_HOURS; t++)
-            for (int c = 0; c < nc; c++) o += s[b].clock->n[t][c];
+            for (int c = 0; c < nc; c++) o += ic_clock_view_n(s[b].clock, t, c);
     }
     o *= per;
     IC_ASSERT(e + o < INT32_MAX / 2);
@@ -236,17 +236,20 @@ static int read_slots(ic_model *m, const ic_clock_view *v, int b, int c, int tra
     int tab = 2 + m->cfg.clock_field[c], t0 = 0, t1 = IC_HOURS, nr = 0;
     if (!m->sh.NH && m->sh.clock == IC_CLOCK_NAIVE) t1 = (t0 = m->plan.hour[b]) + 1;
     for (int t = t0; v && t < t1; t++) {
-        int n = v->n[t][c] < IC_MAX_TOPK ? v->n[t][c] : IC_MAX_TOPK;
+        int n = ic_clock_view_n(v, t, c);
+        if (!n) continue;
+        const uint64_t *val = ic_clock_view_values(v, t, c);
+        const float *sc = ic_clock_view_scores(v, t, c);
         float total = 0;
         if (m->cfg.clock_pool == IC_POOL_SCORE) /* mean pooling never reads the scores */
-            for (int k = 0; k < n; k++) total += v->score[t][c][k];
+            for (int k = 0; k < n; k++) total += sc[k];
         int by_score = total > 0;
         for (int k = 0; k < n; k++) {
-            int u = plan_row(m, tab, v->value[t][c][k], train);
+            int u = plan_row(m, tab, val[k], train);
             if (u < 0) continue; /* unseen: a zero vector in the slot's mean */
             rec[nr].u = u;
             rec[nr].t = (uint8_t)t;
-            rec[nr].p = by_score ? v->score[t][c][k] / total : 1.0f / n;
+            rec[nr].p = by_score ? sc[k] / total : 1.0f / n;
             nr++;
         }
     }
@@ -358,23 +361,20 @@ static void plan_sample(ic_model *m, const ic_sample *s, int b, int train, int l
     if (sh->NQ) plan_slots(m, s, b, train);
 }
 
-/* Asks for the cache lines of a clock view's filled slots ahead of use. */
-static void prefetch_clock(const ic_clock_view *v, int NC, int scores)
+/* Asks for the cache lines of a clock view's lists ahead of use (they
+ * are one contiguous run). */
+static void prefetch_clock(const ic_clock_view *v)
 {
     if (!v) return;
-    for (int t = 0; t < IC_HOURS; t++)
-        for (int c = 0; c < NC; c++) {
-            if (!v->n[t][c]) continue;
-            __builtin_prefetch(&v->value[t][c][0]);
-            if (scores) __builtin_prefetch(&v->score[t][c][0]);
-        }
+    const char *p = (const char *)v->lists, *e = p + (size_t)v->n_lists * v->list_bytes;
+    for (; p < e; p += 64) __builtin_prefetch(p);
 }
 
+/* The same for its header and list index (which say where the lists are). */
 static void prefetch_counts(const ic_clock_view *v)
 {
     if (!v) return;
-    __builtin_prefetch(&v->n[0][0]);
-    __builtin_prefetch((const char *)&v->n[0][0] + 64);
+    for (const char *p = (const char *)v; p < (const char *)v->lists; p += 64) __builtin_prefetch(p);
 }
 
 /* Appends the values of clock field c of view v in slots [t0, t1) to the
@@ -385,16 +385,18 @@ static void gather_field(ic_model *m, const ic_clock_view *v, int c, int t0, int
     int by_score_pool = m->cfg.clock_pool == IC_POOL_SCORE;
     size_t g = *n;
     for (int t = t0; t < t1; t++) {
-        int cnt = v->n[t][c] < IC_MAX_TOPK ? v->n[t][c] : IC_MAX_TOPK;
+        int cnt = ic_clock_view_n(v, t, c);
         if (!cnt) continue;
+        const uint64_t *val = ic_clock_view_values(v, t, c);
+        const float *sc = ic_clock_view_scores(v, t, c);
         float total = 0;
         if (by_score_pool)
-            for (int k = 0; k < cnt; k++) total += v->score[t][c][k];
+            for (int k = 0; k < cnt; k++) total += sc[k];
         int by_score = total > 0;
         for (int k = 0; k < cnt; k++, g++) {
-            m->g_val[g] = v->value[t][c][k];
+            m->g_val[g] = val[k];
             m->g_t[g] = (uint8_t)t;
-            m->g_p[g] = by_score ? v->score[t][c][k] / total : 1.0f / cnt;
+            m->g_p[g] = by_score ? sc[k] / total : 1.0f / cnt;
         }
     }
     *n = g;
@@ -402,13 +404,13 @@ static void gather_field(ic_model *m, const ic_clock_view *v, int c, int t0, int
 
 /* Pass 1 of the fast plan: copies the slot values the model reads out of
  * every sample's clock view into compact arrays, before any row lookup.
- * A view is ~9 KB and mostly empty; its filled lines come from memory.
+ * A view's lists (one contiguous run) come from memory.
  * Kept apart from the lookups, the loads are independent and many are in
  * flight at once (and prefetched a few views ahead); interleaved with
  * hash lookups they arrived one miss at a time. Returns the count. */
 static size_t gather_clock(ic_model *m, const ic_sample *s, int B)
 {
-    int nc = m->cfg.n_clock, scores = m->cfg.clock_pool == IC_POOL_SCORE;
+    int nc = m->cfg.n_clock;
     int naive_only = !m->sh.NH && m->sh.clock == IC_CLOCK_NAIVE;
     enum { COUNTS_AHEAD = 8, LINES_AHEAD = 4 };
     if ((size_t)B * nc + 1 > m->cap_goff) {
@@ -419,7 +421,7 @@ static size_t gather_clock(ic_model *m, const ic_sample *s, int B)
     size_t n = 0, per = (size_t)nc * IC_HOURS * IC_MAX_TOPK;
     for (int b = 0; b < B; b++) {
         if (b + COUNTS_AHEAD < B) prefetch_counts(s[b + COUNTS_AHEAD].clock);
-        if (b + LINES_AHEAD < B) prefetch_clock(s[b + LINES_AHEAD].clock, nc, scores);
+        if (b + LINES_AHEAD < B) prefetch_clock(s[b + LINES_AHEAD].clock);
         if (n + per > m->cap_g) {
             m->cap_g = 2 * (n + per);
             m->g_val = ic__xrealloc(m->g_val, m->cap_g * sizeof *m->g_val);
@@ -478,10 +480,11 @@ void ic__model_plan_begin(ic_model *m, const ic_sample *s, int B, int train, int
     plan_start(m, B, E, O);
     ic__plan *pl = &m->plan;
     enum { AHEAD = 16 };
-    int scores = m->cfg.clock_pool == IC_POOL_SCORE;
     for (int b = 0; b < B; b++) {
-        if (m->ref && b + AHEAD < B && m->sh.NQ)
-            prefetch_clock(s[b + AHEAD].clock, m->cfg.n_clock, scores);
+        if (m->ref && b + AHEAD < B && m->sh.NQ) {
+            prefetch_counts(s[b + AHEAD].clock);
+            prefetch_clock(s[b + AHEAD].clock);
+        }
         plan_sample(m, &s[b], b, train, labels);
     }
     pl->seg_off[B * m->sh.NS] = pl->E;
@@ -503,10 +506,12 @@ static int same_view(const ic_model *m, const ic_clock_view *a, const ic_clock_v
     if (!m->sh.NH && m->sh.clock == IC_CLOCK_NAIVE) t1 = (t0 = hour) + 1;
     for (int t = t0; t < t1; t++)
         for (int c = 0; c < nc; c++) {
-            if (a->n[t][c] != b->n[t][c]) return 0;
-            size_t n = a->n[t][c] < IC_MAX_TOPK ? a->n[t][c] : IC_MAX_TOPK;
-            if (memcmp(a->value[t][c], b->value[t][c], n * sizeof a->value[t][c][0])) return 0;
-            if (scores && memcmp(a->score[t][c], b->score[t][c], n * sizeof a->score[t][c][0]))
+            int n = ic_clock_view_n(a, t, c);
+            if (n != ic_clock_view_n(b, t, c)) return 0;
+            if (!n) continue;
+            if (memcmp(ic_clock_view_values(a, t, c), ic_clock_view_values(b, t, c), (size_t)n * sizeof(uint64_t)))
+                return 0;
+            if (scores && memcmp(ic_clock_view_scores(a, t, c), ic_clock_view_scores(b, t, c), (size_t)n * sizeof(float)))
                 return 0;
         }
     return 1;

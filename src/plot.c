@@ -101,8 +101,8 @@ static int ring_values(const ic_clock_view *v, int fld, uint64_t seen[IC_HOURS])
 {
     int n = 0;
     for (int h = 0; h < IC_HOURS; h++) {
-        if (!v->n[h][fld]) continue;
-        uint64_t id = v->value[h][fld][0];
+        if (!ic_clock_view_n(v, h, fld)) continue;
+        uint64_t id = ic_clock_view_values(v, h, fld)[0];
         int dup = 0;
         for (int i = 0; i < n; i++) dup |= seen[i] == id;
         if (!dup) seen[n++] = id;
@@ -175,8 +175,9 @@ static void dial_ring(FILE *f, const ic_clock_view *v, const ic_names *names, in
     char col[24], buf[20];
     for (int h = 0; h < IC_HOURS; h++) {
         double a0 = 2 * PI * h / IC_HOURS, a1 = 2 * PI * (h + 1) / IC_HOURS;
-        int has = v->n[h][fld] > 0;
-        if (has) ring_color(v, fld, v->value[h][fld][0], col);
+        int has = ic_clock_view_n(v, h, fld) > 0;
+        uint64_t top = has ? ic_clock_view_values(v, h, fld)[0] : 0;
+        if (has) ring_color(v, fld, top, col);
         svg_wedge(f, CX, CY, r0, r1, a0, a1, has ? col : "#f2f2f2", "#ffffff");
         if (!has) continue;
         /* Text runs outwards along the sector's middle; on the left half it
@@ -187,7 +188,7 @@ static void dial_ring(FILE *f, const ic_clock_view *v, const ic_names *names, in
         if (am > PI) deg += 180;
         size_t max = (size_t)((r1 - r0) / 6.5);
         svg_text(f, x, y, 10.5, "middle", "#1a1a1a", deg, "normal",
-                 value_label(names, v->value[h][fld][0], buf), max);
+                 value_label(names, top, buf), max);
     }
 }
 

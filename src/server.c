@@ -611,14 +611,16 @@ static void clock_json(ic_server *S, const char *user, int64_t at, const ic_cloc
         ic__sb_puts(b, h ? ", {" : "{");
         for (int f = 0; f < S->cfg.n_clock; f++) {
             ic__sb_printf(b, "%s\"%s\": [", f ? ", " : "", S->cfg.field[S->cfg.clock_field[f]]);
-            for (int i = 0; i < v->n[h][f]; i++) {
+            const uint64_t *val = ic_clock_view_values(v, h, f);
+            const float *sc = ic_clock_view_scores(v, h, f);
+            for (int i = 0; i < ic_clock_view_n(v, h, f); i++) {
                 char hex[24];
                 const char *name;
-                value_name(S, v->value[h][f][i], hex, sizeof hex, &name);
+                value_name(S, val[i], hex, sizeof hex, &name);
                 ic__sb_puts(b, i ? ", {\"value\": " : "{\"value\": ");
                 ic__sb_json_str(b, name, strlen(name));
                 ic__sb_puts(b, ", \"score\": ");
-                ic__sb_json_num(b, v->score[h][f][i]);
+                ic__sb_json_num(b, sc[i]);
                 ic__sb_puts(b, "}");
             }
             ic__sb_puts(b, "]");

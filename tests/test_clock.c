@@ -57,15 +57,15 @@ static int views_equal(const ic_clock_view *a, const ic_clock_view *b, const cha
     }
     for (int h = 0; h < IC_HOURS; h++)
         for (int f = 0; f < a->n_fields; f++) {
-            if (a->n[h][f] != b->n[h][f]) {
-                print_error("%s: hour %d field %d: %d vs %d places\n", ctx, h, f, a->n[h][f], b->n[h][f]);
+            if (ic_clock_view_n(a, h, f) != ic_clock_view_n(b, h, f)) {
+                print_error("%s: hour %d field %d: %d vs %d places\n", ctx, h, f, ic_clock_view_n(a, h, f), ic_clock_view_n(b, h, f));
                 return 0;
             }
-            for (int i = 0; i < a->n[h][f]; i++)
-                if (a->value[h][f][i] != b->value[h][f][i] || a->score[h][f][i] != b->score[h][f][i]) {
+            for (int i = 0; i < ic_clock_view_n(a, h, f); i++)
+                if (ic_clock_view_values(a, h, f)[i] != ic_clock_view_values(b, h, f)[i] || ic_clock_view_scores(a, h, f)[i] != ic_clock_view_scores(b, h, f)[i]) {
                     print_error("%s: hour %d field %d place %d: %llu/%g vs %llu/%g\n", ctx, h, f, i,
-                                (unsigned long long)a->value[h][f][i], a->score[h][f][i],
-                                (unsigned long long)b->value[h][f][i], b->score[h][f][i]);
+                                (unsigned long long)ic_clock_view_values(a, h, f)[i], ic_clock_view_scores(a, h, f)[i],
+                                (unsigned long long)ic_clock_view_values(b, h, f)[i], ic_clock_view_scores(b, h, f)[i]);
                     return 0;
                 }
         }
@@ -76,7 +76,7 @@ static int view_places(const ic_clock_view *v)
 {
     int n = 0;
     for (int h = 0; h < IC_HOURS; h++)
-        for (int f = 0; f < v->n_fields; f++) n += v->n[h][f];
+        for (int f = 0; f < v->n_fields; f++) n += ic_clock_view_n(v, h, f);
     return n;
 }
 
@@ -258,13 +258,13 @@ static void test_window_edges_realtime(void **state)
     /* One second later: both; genre tie 1 vs 1 broken by id (11 < 12). */
     assert_int_equal(ic_clock_query(s, 5, T + 1, 0, &v), 1);
     int h = ic_local_hour(T, 0);
-    assert_int_equal(v.n[h][0], 2);
-    assert_true(v.value[h][0][0] == 11 && v.value[h][0][1] == 12);
-    assert_true(v.n[h][1] == 1 && v.value[h][1][0] == 21 && v.score[h][1][0] == 2.0f);
-    assert_int_equal(v.n[(h + 1) % 24][0], 0);
+    assert_int_equal(ic_clock_view_n(&v, h, 0), 2);
+    assert_true(ic_clock_view_values(&v, h, 0)[0] == 11 && ic_clock_view_values(&v, h, 0)[1] == 12);
+    assert_true(ic_clock_view_n(&v, h, 1) == 1 && ic_clock_view_values(&v, h, 1)[0] == 21 && ic_clock_view_scores(&v, h, 1)[0] == 2.0f);
+    assert_int_equal(ic_clock_view_n(&v, (h + 1) % 24, 0), 0);
     /* t - W <= ts: still in at exactly T + W, gone one second later. */
     assert_int_equal(ic_clock_query(s, 5, T + 30 * DAY, 0, &v), 1);
-    assert_int_equal(v.n[h][1], 1);
+    assert_int_equal(ic_clock_view_n(&v, h, 1), 1);
     assert_int_equal(ic_clock_query(s, 5, T + 30 * DAY + 1, 0, &v), 0);
     assert_int_equal(view_places(&v), 0);
     /* Unknown user: empty view with the right shape. */
@@ -275,7 +275,7 @@ static void test_window_edges_realtime(void **state)
     ic_event late = simple_event(T - 1, 0, 5, 13, 21, 31);
     assert_int_equal(ic_clock_apply(s, &late, &err), IC_ERR_ORDER);
     assert_int_equal(ic_clock_query(s, 5, T + 1, 0, &v), 1);
-    assert_int_equal(v.n[ic_local_hour(T - 1, 0)][0], 2);
+    assert_int_equal(ic_clock_view_n(&v, ic_local_hour(T - 1, 0), 0), 2);
     /* A time whose window arithmetic would overflow: refused, unchanged. */
     ic_event far = simple_event(INT64_MAX - 5, 0, 5, 13, 21, 31);
     assert_int_equal(ic_clock_apply(s, &far, &err), IC_ERR_ARG);
@@ -286,7 +286,7 @@ static void test_window_edges_realtime(void **state)
     assert_int_equal(ic_clock_query(s, 5, INT64_MIN, 0, &v), 0);
     assert_int_equal(view_places(&v), 0);
     assert_int_equal(ic_clock_query(s, 5, T + 1, 0, &v), 1);
-    assert_int_equal(v.n[h][0], 2);
+    assert_int_equal(ic_clock_view_n(&v, h, 0), 2);
     ic_clock_free(s);
 }
 
@@ -307,16 +307,16 @@ static void test_negative_and_hours(void **state)
     assert_int_equal(ic_clock_apply(s, &e2, &err), IC_OK);
     ic_clock_view v;
     assert_int_equal(ic_clock_query(s, 1, e2.ts + 1, 330, &v), 1);
-    assert_true(v.n[9][0] == 1 && v.score[9][0][0] == 2.0f);
+    assert_true(ic_clock_view_n(&v, 9, 0) == 1 && ic_clock_view_scores(&v, 9, 0)[0] == 2.0f);
     /* A negative total stays out; lang had no values at all. */
-    assert_int_equal(v.n[10][0], 0);
-    assert_int_equal(v.n[9][2], 0);
+    assert_int_equal(ic_clock_view_n(&v, 10, 0), 0);
+    assert_int_equal(ic_clock_view_n(&v, 9, 2), 0);
     /* The user returns 40 days later: the old events are gone. */
     ic_event e3 = simple_event(e2.ts + 40 * DAY, 330, 1, 12, 22, 32);
     assert_int_equal(ic_clock_apply(s, &e3, &err), IC_OK);
     assert_int_equal(ic_clock_query(s, 1, e3.ts + 1, 330, &v), 1);
     assert_int_equal(view_places(&v), 3);
-    assert_int_equal(v.value[10][0][0], 12);
+    assert_int_equal(ic_clock_view_values(&v, 10, 0)[0], 12);
     ic_clock_free(s);
 }
 
@@ -345,9 +345,9 @@ static void test_ties_as_shown(void **state)
     ic_clock_view v, want;
     assert_int_equal(ic_clock_query(s, 5, T + 3, 0, &v), 1);
     int h = ic_local_hour(T, 0);
-    assert_int_equal(v.n[h][0], 2);
-    assert_true(v.value[h][0][0] == 11 && v.value[h][0][1] == 12);
-    assert_true(v.score[h][0][0] == 0.3f && v.score[h][0][1] == 0.3f);
+    assert_int_equal(ic_clock_view_n(&v, h, 0), 2);
+    assert_true(ic_clock_view_values(&v, h, 0)[0] == 11 && ic_clock_view_values(&v, h, 0)[1] == 12);
+    assert_true(ic_clock_view_scores(&v, h, 0)[0] == 0.3f && ic_clock_view_scores(&v, h, 0)[1] == 0.3f);
     assert_int_equal(ic__clock_query_ref(&cfg, log, 3, 5, T + 3, 0, &want), 1);
     assert_true(views_equal(&v, &want, "float tie"));
     ic_clock_free(s);
@@ -367,13 +367,13 @@ static void test_daily_local_day(void **state)
     /* Seen from the next local midnight (the nightly job has run), not
      * during its own local day, even at its own second or later. */
     assert_int_equal(ic_clock_query(s, 3, M, tz, &v), 1);
-    assert_int_equal(v.n[23][0], 1);
+    assert_int_equal(ic_clock_view_n(&v, 23, 0), 1);
     assert_int_equal(ic_clock_query(s, 3, M - 1, tz, &v), 0);
     /* In UTC (tz 0) M - 1 is 12:29:59, a day whose start is before it. */
     assert_int_equal(ic_clock_query(s, 3, M + 1, 0, &v), 0);
     /* From local midnight on: seen, for W days; from day W+1: gone. */
     assert_int_equal(ic_clock_query(s, 3, M + 2 * DAY - 1, tz, &v), 1);
-    assert_int_equal(v.value[23][0][0], 11);
+    assert_int_equal(ic_clock_view_values(&v, 23, 0)[0], 11);
     assert_int_equal(ic_clock_query(s, 3, M + 2 * DAY, tz, &v), 0);
     ic_clock_free(s);
 }
@@ -718,6 +718,65 @@ static void test_consistent_checksum_fuzz(void **state)
     unlink(path);
 }
 
+/* ---- views -------------------------------------------------------------------- */
+
+/* The view's accessors and writers: places read back as set, a list set
+ * twice is one list, an empty list equals no list, equality sees every
+ * value, score, count and the shape, and a struct copy is a clock of its
+ * own. */
+static void test_view_api(void **state)
+{
+    (void)state;
+    ic_clock_view a, b;
+    ic_clock_view_init(&a, 2, 3);
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < 2; f++) assert_int_equal(ic_clock_view_n(&a, h, f), 0);
+    assert_null(ic_clock_view_values(&a, 5, 1));
+    ic_clock_view_set(&a, 5, 1, 3, (uint64_t[]){7, 9, 8}, (float[]){3, 2.5f, 2.5f});
+    ic_clock_view_set(&a, 23, 0, 1, (uint64_t[]){UINT64_MAX}, (float[]){0.125f});
+    assert_int_equal(ic_clock_view_n(&a, 5, 1), 3);
+    assert_int_equal(ic_clock_view_n(&a, 5, 0), 0);
+    assert_true(ic_clock_view_values(&a, 5, 1)[2] == 8 && ic_clock_view_scores(&a, 5, 1)[1] == 2.5f);
+    assert_true(ic_clock_view_values(&a, 23, 0)[0] == UINT64_MAX && ic_clock_view_scores(&a, 23, 0)[0] == 0.125f);
+    ic_clock_view_set(&a, 5, 1, 1, (uint64_t[]){4}, (float[]){1});
+    assert_int_equal(a.n_lists, 2);
+    assert_true(ic_clock_view_n(&a, 5, 1) == 1 && ic_clock_view_values(&a, 5, 1)[0] == 4);
+    assert_true(ic_clock_view_n(&a, 23, 0) == 1 && ic_clock_view_values(&a, 23, 0)[0] == UINT64_MAX);
+
+    b = a; /* a copy holds its own places */
+    assert_true(ic_clock_view_equal(&a, &b));
+    ic_clock_view_set(&b, 0, 0, 0, NULL, NULL); /* an empty list: the same clock */
+    assert_int_equal(b.n_lists, 3);
+    assert_true(ic_clock_view_equal(&a, &b) && ic_clock_view_equal(&b, &a));
+    ic_clock_view_set(&b, 5, 1, 1, (uint64_t[]){4}, (float[]){1.0000001f});
+    assert_false(ic_clock_view_equal(&a, &b));
+    assert_true(ic_clock_view_scores(&a, 5, 1)[0] == 1.0f);
+    ic_clock_view_set(&b, 5, 1, 1, (uint64_t[]){5}, (float[]){1});
+    assert_false(ic_clock_view_equal(&a, &b));
+    ic_clock_view_set(&b, 5, 1, 2, (uint64_t[]){4, 6}, (float[]){1, 1});
+    assert_false(ic_clock_view_equal(&a, &b));
+    ic_clock_view_set(&b, 5, 1, 1, (uint64_t[]){4}, (float[]){1});
+    assert_true(ic_clock_view_equal(&a, &b));
+    b.k = 4;
+    assert_false(ic_clock_view_equal(&a, &b));
+
+    /* Every list a view can hold: 24 x 4 at the largest k. */
+    ic_clock_view_init(&a, IC_MAX_CLOCK_FIELDS, IC_MAX_TOPK);
+    uint64_t val[IC_MAX_TOPK];
+    float sc[IC_MAX_TOPK];
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < IC_MAX_CLOCK_FIELDS; f++) {
+            for (int i = 0; i < IC_MAX_TOPK; i++) val[i] = (uint64_t)(h * 100 + f * 10 + i), sc[i] = (float)(IC_MAX_TOPK - i);
+            ic_clock_view_set(&a, h, f, IC_MAX_TOPK, val, sc);
+        }
+    for (int h = 0; h < IC_HOURS; h++)
+        for (int f = 0; f < IC_MAX_CLOCK_FIELDS; f++) {
+            assert_int_equal(ic_clock_view_n(&a, h, f), IC_MAX_TOPK);
+            assert_true(ic_clock_view_values(&a, h, f)[IC_MAX_TOPK - 1] == (uint64_t)(h * 100 + f * 10 + IC_MAX_TOPK - 1));
+            assert_true(ic_clock_view_scores(&a, h, f)[0] == (float)IC_MAX_TOPK);
+        }
+}
+
 /* ---- the SVG dial -------------------------------------------------------------- */
 
 static void test_plot_svg(void **state)
@@ -726,10 +785,9 @@ static void test_plot_svg(void **state)
     ic_config cfg;
     base_config(&cfg, 30, 3, IC_REFRESH_REALTIME);
     ic_clock_view v;
-    memset(&v, 0, sizeof v);
-    v.n_fields = 3, v.k = 3;
-    v.n[7][0] = 2, v.value[7][0][0] = 11, v.value[7][0][1] = 12, v.score[7][0][0] = 3;
-    v.n[20][2] = 1, v.value[20][2][0] = 0xabcdef;
+    ic_clock_view_init(&v, 3, 3);
+    ic_clock_view_set(&v, 7, 0, 2, (uint64_t[]){11, 12}, (float[]){3, 1});
+    ic_clock_view_set(&v, 20, 2, 1, (uint64_t[]){0xabcdef}, (float[]){1});
     ic_names *names = ic_names_create();
     ic_names_put(names, 11, "r&b <soul>", 10);
     char path[64];
@@ -765,9 +823,8 @@ static void test_plot_svg(void **state)
     /* Colours: 13 distinct top values in one ring, one value an hour then
      * repeating: 13 different fills (12 palette colours, then a hue), and
      * a value's wedges share its legend swatch's colour. */
-    memset(&v, 0, sizeof v);
-    v.n_fields = 1, v.k = 3;
-    for (int h = 0; h < 24; h++) v.n[h][0] = 1, v.value[h][0][0] = 1000 + (uint64_t)(h % 13);
+    ic_clock_view_init(&v, 1, 3);
+    for (int h = 0; h < 24; h++) ic_clock_view_set(&v, h, 0, 1, (uint64_t[]){1000 + (uint64_t)(h % 13)}, (float[]){1});
     f = fopen(path, "w+");
     assert_int_equal(ic_plot_clock_svg(f, &v, &cfg, NULL, NULL, &err), IC_OK);
     n = ftell(f);
@@ -824,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_save_load_roundtrip),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_consistent_checksum_fuzz),
+        cmocka_unit_test(test_view_api),
         cmocka_unit_test(test_plot_svg),
     };
     return cmocka_run_group_tests_name("clock", tests, NULL, NULL);

@@ -91,12 +91,12 @@ static void check_mode(const ic_log *log, ic_refresh mode)
         for (int f = 0; f < cfg.n_clock; f++) {
             const char *name = cfg.field[cfg.clock_field[f]];
             const cJSON *list = cJSON_GetObjectItem(cJSON_GetArrayItem(hours, h), name);
-            assert_int_equal(cJSON_GetArraySize(list), v.n[h][f]);
-            for (int k = 0; k < v.n[h][f]; k++, filled++) {
+            assert_int_equal(cJSON_GetArraySize(list), ic_clock_view_n(&v, h, f));
+            for (int k = 0; k < ic_clock_view_n(&v, h, f); k++, filled++) {
                 const cJSON *e = cJSON_GetArrayItem(list, k);
                 const char *val = cJSON_GetObjectItem(e, "value")->valuestring;
-                assert_true(ic_hash(val, strlen(val)) == v.value[h][f][k]);
-                assert_float_equal(cJSON_GetObjectItem(e, "score")->valuedouble, v.score[h][f][k], 1e-4);
+                assert_true(ic_hash(val, strlen(val)) == ic_clock_view_values(&v, h, f)[k]);
+                assert_float_equal(cJSON_GetObjectItem(e, "score")->valuedouble, ic_clock_view_scores(&v, h, f)[k], 1e-4);
             }
         }
     assert_true(filled > 20); /* a user with history: the comparison has content */

@@ -132,10 +132,10 @@ static void test_sample_sees_only_the_past(void **state)
     ic_clock_query(c, last->user, last->ts, last->tz_min, &ref);
     for (int h = 0; h < IC_HOURS; h++)
         for (int f = 0; f < cfg.n_clock; f++) {
-            assert_int_equal(with.n[h][f], ref.n[h][f]);
-            for (int k = 0; k < with.n[h][f]; k++) {
-                assert_true(with.value[h][f][k] == ref.value[h][f][k]);
-                assert_float_equal(with.score[h][f][k], ref.score[h][f][k], 0);
+            assert_int_equal(ic_clock_view_n(&with, h, f), ic_clock_view_n(&ref, h, f));
+            for (int k = 0; k < ic_clock_view_n(&with, h, f); k++) {
+                assert_true(ic_clock_view_values(&with, h, f)[k] == ic_clock_view_values(&ref, h, f)[k]);
+                assert_float_equal(ic_clock_view_scores(&with, h, f)[k], ic_clock_view_scores(&ref, h, f)[k], 0);
             }
         }
     ic_clock_free(c);

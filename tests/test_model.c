@@ -98,17 +98,18 @@ static void make_batch(batch *bt, const ic_config *cfg, int B, int vocab)
         ev->voff[cfg->n_fields] = (uint8_t)k;
         for (int t = 0; t < cfg->n_tasks; t++) ev->label[t] = (float)((b + t) % 2);
         ic_clock_view *cv = &bt->cv[b];
-        cv->n_fields = cfg->n_clock;
-        cv->k = cfg->top_k;
+        ic_clock_view_init(cv, cfg->n_clock, cfg->top_k);
         for (int j = 0; j < 8; j++) {
             int t = j == 0 ? ic_local_hour(ev->ts, ev->tz_min) : (int)(unif() * 24);
             for (int c = 0; c < cfg->n_clock; c++) {
                 int n = (int)(unif() * (cfg->top_k + 1)), start = (int)(unif() * vocab);
-                cv->n[t][c] = (uint8_t)n;
+                uint64_t val[IC_MAX_TOPK];
+                float sc[IC_MAX_TOPK];
                 for (int i = 0; i < n; i++) {
-                    cv->value[t][c][i] = 1000 * (cfg->clock_field[c] + 1) + (start + i) % vocab;
-                    cv->score[t][c][i] = (float)(0.5 + 3 * unif());
+                    val[i] = 1000 * (cfg->clock_field[c] + 1) + (start + i) % vocab;
+                    sc[i] = (float)(0.5 + 3 * unif());
                 }
+                ic_clock_view_set(cv, t, c, n, val, sc);
             }
         }
         bt->s[b].ev = ev;
@@ -283,6 +284,20 @@ static void test_clock_pool_fast_vs_ref(void **state)
     }
 }
 
+/* Changes slot (t, c) of v: its first value by dval, its first score by
+ * dscore, its count by dn (the places keep their order). */
+static void slot_edit(ic_clock_view *v, int t, int c, uint64_t dval, float dscore, int dn)
+{
+    uint64_t val[IC_MAX_TOPK];
+    float sc[IC_MAX_TOPK];
+    int n = ic_clock_view_n(v, t, c);
+    assert_true(n > 0);
+    memcpy(val, ic_clock_view_values(v, t, c), (size_t)n * sizeof *val);
+    memcpy(sc, ic_clock_view_scores(v, t, c), (size_t)n * sizeof *sc);
+    val[0] += dval, sc[0] += dscore;
+    ic_clock_view_set(v, t, c, n + dn, val, sc);
+}
+
 /* ---- the history block ---------------------------------------------------------------- */
 
 /* v_hist of clock field c for a sample, computed the plain way from the
@@ -294,13 +309,13 @@ static void history_by_hand(ic_model *m, const ic_config *cfg, const ic_clock_vi
     int d = cfg->dim;
     for (int j = 0; j < d; j++) out[j] = 0;
     for (int t = 0; v && t < IC_HOURS; t++) {
-        int n = v->n[t][c];
+        int n = ic_clock_view_n(v, t, c);
         double total = 0;
-        for (int k = 0; k < n; k++) total += v->score[t][c][k];
+        for (int k = 0; k < n; k++) total += ic_clock_view_scores(v, t, c)[k];
         for (int k = 0; k < n; k++) {
-            const float *row = ic__model_row(m, 2 + cfg->clock_field[c], v->value[t][c][k]);
+            const float *row = ic__model_row(m, 2 + cfg->clock_field[c], ic_clock_view_values(v, t, c)[k]);
             assert_non_null(row); /* training plans insert every value */
-            double p = cfg->clock_pool == IC_POOL_SCORE ? v->score[t][c][k] / total : 1.0 / n;
+            double p = cfg->clock_pool == IC_POOL_SCORE ? ic_clock_view_scores(v, t, c)[k] / total : 1.0 / n;
             for (int j = 0; j < d; j++) out[j] += p * row[j] / IC_HOURS;
         }
     }
@@ -461,8 +476,7 @@ static void parse_inputs(fx_case *fc)
     for (int b = 0; b < fc->B; b++) {
         bt->s[b].ev = &bt->ev[b];
         bt->s[b].clock = &bt->cv[b];
-        bt->cv[b].n_fields = fc->cfg.n_clock;
-        bt->cv[b].k = fc->cfg.top_k;
+        ic_clock_view_init(&bt->cv[b], fc->cfg.n_clock, fc->cfg.top_k);
     }
     for (char *l = fc->text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
         int b, f, t, c, n, off;
@@ -492,14 +506,17 @@ static void parse_inputs(fx_case *fc)
         } else if (sscanf(l, "slot %d %d %d %d%n", &b, &t, &c, &n, &off) == 4) {
             ic_clock_view *cv = &bt->cv[b];
             char *q = l + off;
-            cv->n[t][c] = (uint8_t)n;
+            uint64_t val[IC_MAX_TOPK];
+            float sc[IC_MAX_TOPK];
+            assert_true(n <= fc->cfg.top_k);
             for (int i = 0; i < n; i++) {
                 unsigned long long v;
                 int used;
-                assert_int_equal(sscanf(q, "%llu %f%n", &v, &cv->score[t][c][i], &used), 2);
-                cv->value[t][c][i] = v;
+                assert_int_equal(sscanf(q, "%llu %f%n", &v, &sc[i], &used), 2);
+                val[i] = v;
                 q += used;
             }
+            ic_clock_view_set(cv, t, c, n, val, sc);
         }
     }
 }
@@ -1064,7 +1081,7 @@ static void test_shared_fallback(void **state)
         int B = MAXB, T = cfg.n_tasks, last = B - 1, c = 0, t = 0;
         batch bt, base;
         make_request(&base, &cfg, B);
-        for (t = 0; t < IC_HOURS && !base.cv[0].n[t][c]; t++) {}
+        for (t = 0; t < IC_HOURS && !ic_clock_view_n(&base.cv[0], t, c); t++) {}
         assert_true(t < IC_HOURS); /* a filled slot to change */
 #define VARIANT(want, ...)                                                      \
     do {                                                                        \
@@ -1085,9 +1102,9 @@ static void test_shared_fallback(void **state)
         VARIANT(!continuous, bt.ev[last].ts = hour_start_plus(&bt.ev[0], bt.ev[0].ts ==
                                                hour_start_plus(&bt.ev[0], 100) ? 200 : 100));
         VARIANT(0, bt.s[last].clock = NULL);
-        VARIANT(0, bt.cv[1] = bt.cv[0]; bt.cv[1].value[t][c][0] += 1; bt.s[last].clock = &bt.cv[1]);
-        VARIANT(0, bt.cv[1] = bt.cv[0]; bt.cv[1].score[t][c][0] += 1; bt.s[last].clock = &bt.cv[1]);
-        VARIANT(0, bt.cv[1] = bt.cv[0]; bt.cv[1].n[t][c] -= 1; bt.s[last].clock = &bt.cv[1]);
+        VARIANT(0, bt.cv[1] = bt.cv[0]; slot_edit(&bt.cv[1], t, c, 1, 0, 0); bt.s[last].clock = &bt.cv[1]);
+        VARIANT(0, bt.cv[1] = bt.cv[0]; slot_edit(&bt.cv[1], t, c, 0, 1, 0); bt.s[last].clock = &bt.cv[1]);
+        VARIANT(0, bt.cv[1] = bt.cv[0]; slot_edit(&bt.cv[1], t, c, 0, 0, -1); bt.s[last].clock = &bt.cv[1]);
         /* the "context" field differs in one sample: it becomes per sample */
         VARIANT(1, bt.ev[last].val[bt.ev[last].voff[2]] += 1);
         /* field 0 equal everywhere: the differing columns split in two runs */
@@ -1189,8 +1206,8 @@ static void test_predict_cold_start(void **state)
     ic_event ev = bt.ev[0];
     ev.user = 987654321;
     ic_clock_view cv = bt.cv[0];
-    cv.value[5][0][0] = 55555;
-    cv.n[5][0] = cv.n[5][0] ? cv.n[5][0] : 1;
+    if (!ic_clock_view_n(&cv, 5, 0)) ic_clock_view_set(&cv, 5, 0, 1, (uint64_t[]){55555}, (float[]){0});
+    else slot_edit(&cv, 5, 0, 55555 - ic_clock_view_values(&cv, 5, 0)[0], 0, 0);
     ic_sample s1 = {&ev, &cv};
     float p1[4], p2[4], p3[4];
     ic_model_predict(m, &s1, 1, p1);

@@ -127,10 +127,12 @@ static void print_json(const ic_clock_view *v, const ic_config *cfg, const ic_na
             if (f) fputs(", ", stdout);
             json_string(stdout, cfg->field[cfg->clock_field[f]]);
             fputs(": [", stdout);
-            for (int i = 0; i < v->n[h][f]; i++) {
+            const uint64_t *val = ic_clock_view_values(v, h, f);
+            const float *sc = ic_clock_view_scores(v, h, f);
+            for (int i = 0; i < ic_clock_view_n(v, h, f); i++) {
                 fputs(i ? ", {\"value\": " : "{\"value\": ", stdout);
-                json_string(stdout, value_str(names, v->value[h][f][i], buf));
-                printf(", \"score\": %.9g}", (double)v->score[h][f][i]);
+                json_string(stdout, value_str(names, val[i], buf));
+                printf(", \"score\": %.9g}", (double)sc[i]);
             }
             fputc(']', stdout);
         }
@@ -148,16 +150,18 @@ static void print_text(const ic_clock_view *v, const ic_config *cfg, const ic_na
     int empty = 1;
     for (int h = 0; h < IC_HOURS; h++) {
         int any = 0;
-        for (int f = 0; f < v->n_fields; f++) any |= v->n[h][f] > 0;
+        for (int f = 0; f < v->n_fields; f++) any |= ic_clock_view_n(v, h, f) > 0;
         if (!any) continue;
         empty = 0;
         printf("%02d:00", h);
         for (int f = 0; f < v->n_fields; f++) {
             printf("%s %s:", f ? " |" : "", cfg->field[cfg->clock_field[f]]);
-            for (int i = 0; i < v->n[h][f]; i++)
-                printf("%s %s %g", i ? "," : "", value_str(names, v->value[h][f][i], buf),
-                       (double)v->score[h][f][i]);
-            if (!v->n[h][f]) fputs(" -", stdout);
+            int n = ic_clock_view_n(v, h, f);
+            const uint64_t *val = ic_clock_view_values(v, h, f);
+            const float *sc = ic_clock_view_scores(v, h, f);
+            for (int i = 0; i < n; i++)
+                printf("%s %s %g", i ? "," : "", value_str(names, val[i], buf), (double)sc[i]);
+            if (!n) fputs(" -", stdout);
         }
         putchar('\n');
     }
