@@ -106,18 +106,22 @@ void ic__strlcpy(char *dst, const char *src, size_t cap)
 
 /* ---- Local time ---------------------------------------------------------- */
 
-static int64_t floor_div(int64_t a, int64_t b)
+/* a mod m in [0, m), m > 0; with a constant m the compiler turns it into
+ * a multiply (the clock store computes an hour three times an event). */
+static inline int64_t floor_mod(int64_t a, int64_t m)
 {
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+    int64_t r = a % m;
+    return r < 0 ? r + m : r;
 }
+
+/* floor(a / m), m > 0. */
+static inline int64_t floor_div(int64_t a, int64_t m) { return (a - floor_mod(a, m)) / m; }
 
 int64_t ic_local_seconds(int64_t ts, int32_t tz_min) { return ts + (int64_t)tz_min * 60; }
 
 int ic_local_hour(int64_t ts, int32_t tz_min)
 {
-    int64_t l = ic_local_seconds(ts, tz_min);
-    return (int)((l - floor_div(l, 86400) * 86400) / 3600);
+    return (int)(floor_mod(ic_local_seconds(ts, tz_min), 86400) / 3600);
 }
 
 int64_t ic_local_day(int64_t ts, int32_t tz_min)
@@ -128,14 +132,12 @@ int64_t ic_local_day(int64_t ts, int32_t tz_min)
 int ic_local_dow(int64_t ts, int32_t tz_min)
 {
     /* 1970-01-01 was a Thursday: day 0 -> 3 with Monday = 0. */
-    int64_t d = ic_local_day(ts, tz_min) + 3;
-    return (int)(d - floor_div(d, 7) * 7);
+    return (int)floor_mod(ic_local_day(ts, tz_min) + 3, 7);
 }
 
 double ic_local_hour_frac(int64_t ts, int32_t tz_min)
 {
-    int64_t l = ic_local_seconds(ts, tz_min);
-    return (double)(l - floor_div(l, 86400) * 86400) / 3600.0;
+    return (double)floor_mod(ic_local_seconds(ts, tz_min), 86400) / 3600.0;
 }
 
 /* ---- Time parsing ---- */

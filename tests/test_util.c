@@ -30,6 +30,23 @@ static void test_local_time(void **state)
     assert_int_equal(ic_local_hour(-1, 0), 23);
     assert_int_equal(ic_local_day(-1, 0), -1);
     assert_int_equal(ic_local_dow(-1, 0), 2);
+    /* Day, hour and weekday agree with the local seconds, on both sides of
+     * the epoch, at day edges and far out: day * 86400 <= l < (day + 1) *
+     * 86400, hour = (l - day * 86400) / 3600 by truncation (non-negative),
+     * and each day later is one weekday later. */
+    const int64_t far = (int64_t)1 << 62;
+    const int64_t ts[] = {0, -1, 86399, 86400, -86400, -86401, 1693528200, -1693528199, far, -far, far - 1};
+    const int32_t tz[] = {0, 1, -1, 60, -300, 330, 840, -720};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+        for (size_t j = 0; j < sizeof tz / sizeof *tz; j++) {
+            int64_t l = ic_local_seconds(ts[i], tz[j]), d = ic_local_day(ts[i], tz[j]);
+            assert_true(d * 86400 <= l && l - d * 86400 < 86400);
+            assert_int_equal(ic_local_hour(ts[i], tz[j]), (l - d * 86400) / 3600);
+            assert_true(ic_local_hour_frac(ts[i], tz[j]) == (double)(l - d * 86400) / 3600.0);
+            int w = ic_local_dow(ts[i], tz[j]);
+            assert_true(w >= 0 && w < 7);
+            assert_int_equal(ic_local_dow(ts[i] + 86400, tz[j]), (w + 1) % 7);
+        }
 }
 
 static void test_time_parse(void **state)
