@@ -29,7 +29,10 @@
  * values; the list's first entry is kept apart), only lists that have
  * entries have a row, and the block starts with the list index and the
  * rows, so a query copies the view in one memcpy of the block's head:
- * 96 + 40 bytes a list at k = 3, not 24 x fields x 8 places.
+ * 96 + 40 bytes a list at k = 3, not 24 x fields x 8 places. A light user
+ * (at most s->small_max records, most users of a log) has no block, only
+ * its records with their values inline, and a query sums its window from
+ * them ("Light users" below).
  *
  * Scores: an event's delta is (float)(sum_a (double)weight_a * action_a);
  * a score is the double sum of its deltas and becomes exactly 0 when its
@@ -97,6 +100,7 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     memset(s->utab, 0, s->utab_cap * sizeof *s->utab);
     s->last_ts = INT64_MIN;
     s->pruned_below = INT64_MIN;
+    s->small_max = IC__CLK_SMALL_MAX;
     *out = s;
     return IC_OK;
 }
@@ -150,9 +154,15 @@ static void block_release(ic_clock_store *s, const ic__clk_user *u)
     ic__pool_release(s->pool, u->blk, block_bytes(s, caps_of(u)));
 }
 
-/* Gives both of u's blocks back. */
+static inline int is_small(const ic__clk_user *u) { return u->blk == NULL; }
+
+/* Gives both of u's blocks back (a light user's records only). */
 static void user_release(ic_clock_store *s, const ic__clk_user *u)
 {
+    if (is_small(u)) {
+        ic__pool_release(s->pool, u->srec, (size_t)u->rec_cap * sizeof *u->srec);
+        return;
+    }
     block_release(s, u);
     ic__pool_release(s->pool, u->rec, (size_t)u->rec_cap * sizeof *u->rec);
 }
@@ -287,6 +297,10 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
     if (!u || !ts_ok(ev->ts)) return;
+    if (is_small(u)) { /* all it has */
+        pf_lines(&u->srec[u->start], (u->end - u->start) * sizeof *u->srec);
+        return;
+    }
     /* The list index and the first rows; the core's own stream prefetcher
      * follows the query's sequential copy through the rest (asking for all
      * rows of a large user measured no faster and costs instructions). */
@@ -310,7 +324,7 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
 static void pf_entries(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
-    if (!u || !ts_ok(ev->ts)) return;
+    if (!u || !ts_ok(ev->ts) || is_small(u)) return;
     if (u->end > u->start) {
         int64_t a, b;
         window_of(s, ev->ts, ev->tz_min, &a, &b);
@@ -375,10 +389,15 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
     ic__clk_user *u = &s->users[s->n_users];
     memset(u, 0, sizeof *u);
     u->id = id;
+    s->utab[pos] = (uint32_t)++s->n_users;
+    if (s->small_max) { /* light until its records pass small_max */
+        u->rec_cap = s->small_max < 8 ? s->small_max : 8;
+        u->srec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->srec);
+        return u;
+    }
     user_move(s, u, (blk_caps){.rows = 8, .ent = 8, .slot = 16});
     u->rec_cap = 8;
     u->rec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->rec);
-    s->utab[pos] = (uint32_t)++s->n_users;
     return u;
 }
 
@@ -666,11 +685,158 @@ static void user_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 
 /* Drops old records and reclaims memory; reads only *u when there is
  * nothing to do (the sweep visits users that are cold in cache). */
+static void small_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon);
+
 static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
+    if (is_small(u)) {
+        if (u->start < u->end && u->oldest < horizon) small_drop_old(s, u, horizon);
+        return;
+    }
     if (u->start < u->end && u->oldest < horizon) user_drop_old(s, u, horizon);
     if ((u->n_dead > 8 && u->n_dead * 2 > u->n_ent) || (u->n_ent >= 16 && u->n_ent >= 2 * u->n_sorted))
         user_compact(s, u);
+}
+
+/* ---- light users: records with their values inline ---------------------
+ * Most users of a log have a handful of events in their window (the Zipf
+ * log of bench_clock: 36k of 43k users hold under 32 records). The full
+ * layout gives such a user a block of ~2 KB (list index, rows, heads,
+ * entries, hash slots) for 5 events, and an event touched most of its ~30
+ * lines. A light user keeps only its records, each with its (hour, field,
+ * value): 24 bytes each, and a query sums its window from them, at most
+ * small_max records, in time order and in double as the reference does.
+ * When an event would take it past small_max records it gets a block
+ * (small_to_big), for good: a user that was heavy once keeps its layout
+ * and shrinks within it. */
+
+/* Moves the time base to the oldest record, so that ts fits in 32 bits. */
+static void small_rebase(ic__clk_user *u, int64_t ts)
+{
+    uint32_t shift = u->srec[u->start].t;
+    for (uint32_t i = u->start; i < u->end; i++) u->srec[i].t -= shift;
+    u->base += shift;
+    IC_ASSERT((uint64_t)ts - (uint64_t)u->base <= UINT32_MAX);
+}
+
+/* Moves the live records to the front and gives them cap places. */
+static void small_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
+{
+    uint32_t live = u->end - u->start;
+    IC_ASSERT(cap >= live && cap > 0);
+    if (u->start > 0) memmove(u->srec, u->srec + u->start, (size_t)live * sizeof *u->srec);
+    u->start = 0, u->end = live;
+    if (cap != u->rec_cap)
+        u->srec = ic__pool_resize(s->pool, u->srec, (size_t)u->rec_cap * sizeof *u->srec,
+                                  (size_t)cap * sizeof *u->srec, (size_t)live * sizeof *u->srec);
+    u->rec_cap = cap;
+}
+
+/* Appends a record (the caller made sure live + 1 <= small_max). */
+static void small_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
+                       int first)
+{
+    if (u->start == u->end) u->start = u->end = 0, u->base = u->oldest = ts;
+    else if ((uint64_t)ts - (uint64_t)u->base > UINT32_MAX) small_rebase(u, ts);
+    if (u->end == u->rec_cap) {
+        uint32_t live = u->end - u->start, cap = u->rec_cap;
+        if (live == cap) cap = 2 * cap < s->small_max ? 2 * cap : s->small_max;
+        small_resize(s, u, cap);
+    }
+    u->srec[u->end++] = (ic__clk_srec){.value = value, .t = (uint32_t)(ts - u->base), .delta = delta,
+                                       .hf = (uint16_t)hf, .first = (uint16_t)first};
+    u->newest = ts;
+}
+
+/* Drops the records older than horizon for good; shrinks the array when
+ * it is at most a quarter full. */
+static void small_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
+{
+    int64_t rh = horizon - u->base;
+    while (u->start < u->end && (int64_t)u->srec[u->start].t < rh) u->start++;
+    if (u->start == u->end) u->start = u->end = 0;
+    else u->oldest = u->base + u->srec[u->start].t;
+    uint32_t live = u->end - u->start;
+    if (u->rec_cap > 8 && live * 4 <= u->rec_cap) small_resize(s, u, live * 2 > 8 ? live * 2 : 8);
+}
+
+void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
+{
+    if (!is_small(u)) return;
+    ic__clk_srec *r = u->srec;
+    uint32_t a = u->start, b = u->end, cap = u->rec_cap;
+    int64_t base = u->base;
+    u->start = u->lo = u->hi = u->end = u->n_in = 0;
+    u->rec_cap = rec_fit(b - a);
+    u->rec = ic__pool_alloc(s->pool, (size_t)u->rec_cap * sizeof *u->rec);
+    user_move(s, u, (blk_caps){.rows = 8, .ent = 8, .slot = 16}); /* blk NULL: a fresh block */
+    for (uint32_t i = a; i < b; i++) {
+        uint32_t ref = IC__CLK_NONE;
+        if (r[i].hf != IC__CLK_SNONE) {
+            ref = ic__clock_entry_get(s, u, r[i].hf, r[i].value);
+            if (u->ent[ref].refs++ == 0) u->n_dead--;
+        }
+        ic__clock_rec_push(s, u, base + r[i].t, r[i].delta, ref | (r[i].first ? IC__CLK_FIRST : 0));
+    }
+    ic__pool_release(s->pool, r, (size_t)cap * sizeof *r);
+}
+
+void ic__clock_set_small_max(ic_clock_store *s, uint32_t n)
+{
+    IC_ASSERT(s->n_users == 0 && n <= IC__CLK_SMALL_MAX);
+    s->small_max = n;
+}
+
+typedef struct {
+    uint64_t value;
+    double score; /* sum of the window's deltas, in time order */
+    unsigned hf;
+} small_acc;
+
+/* The clock of light user u over [a, b) into out: the window's records
+ * summed per (list, value) in time order, ranked per list. Returns 1 if a
+ * record lies in the window. */
+static int small_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a, int64_t b, ic_clock_view *out)
+{
+    small_acc acc[IC__CLK_SMALL_MAX], x;
+    const ic__clk_srec *r = u->srec;
+    const int64_t ra = a - u->base, rb = b - u->base;
+    unsigned n = 0;
+    int seen = 0;
+    for (uint32_t i = u->start; i < u->end && (int64_t)r[i].t < rb; i++) {
+        if ((int64_t)r[i].t < ra) continue;
+        seen = 1;
+        if (r[i].hf == IC__CLK_SNONE) continue;
+        unsigned j = 0;
+        while (j < n && !(acc[j].value == r[i].value && acc[j].hf == r[i].hf)) j++;
+        if (j == n) acc[n++] = (small_acc){r[i].value, 0, r[i].hf};
+        acc[j].score += r[i].delta;
+    }
+    /* By list, then as the view ranks (float score descending, value). */
+    for (unsigned i = 1; i < n; i++) {
+        x = acc[i];
+        unsigned j = i;
+        for (; j > 0; j--) {
+            const float sp = (float)acc[j - 1].score, sx = (float)x.score;
+            if (acc[j - 1].hf < x.hf || (acc[j - 1].hf == x.hf && !ranks_before(sx, x.value, sp, acc[j - 1].value)))
+                break;
+            acc[j] = acc[j - 1];
+        }
+        acc[j] = x;
+    }
+    unsigned lists = 0;
+    for (unsigned q = 0, q1; q < n; q = q1) { /* one list: [q, q1) */
+        unsigned m = 0;
+        for (q1 = q; q1 < n && acc[q1].hf == acc[q].hf; q1++) m += (float)acc[q1].score > 0 && (int)m < s->k;
+        if (!m) continue;
+        ic__clk_row *row = (ic__clk_row *)(out->lists + lists * s->row_bytes);
+        *row = (ic__clk_row){.n = (uint8_t)m};
+        for (unsigned i = 0; i < m; i++)
+            row_scores(row)[i] = (float)acc[q + i].score, row_values(s, row)[i] = acc[q + i].value;
+        out->list[acc[q].hf] = (uint8_t)++lists;
+    }
+    out->n_lists = (uint16_t)lists;
+    return seen;
 }
 
 /* ---- apply ---------------------------------------------------------------- */
@@ -716,6 +882,26 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
     for (int a = 0; a < s->cfg.n_actions; a++) d += s->weight[a] * (double)ev->action[a];
     float delta = (float)d;
     unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min);
+    if (is_small(u)) {
+        unsigned nv = 0;
+        for (int f = 0; f < s->F; f++) {
+            int fi = s->cfg.clock_field[f];
+            IC_ASSERT(ev->voff[fi] <= ev->voff[fi + 1] && ev->voff[fi + 1] <= IC_MAX_VALUES);
+            for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) nv += ev->val[j] != 0;
+        }
+        if (u->end - u->start + (nv ? nv : 1) <= s->small_max) {
+            int first = 1;
+            for (int f = 0; f < s->F; f++) {
+                int fi = s->cfg.clock_field[f];
+                for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++)
+                    if (ev->val[j]) small_push(s, u, ev->ts, delta, h * (unsigned)s->F + (unsigned)f, ev->val[j], first), first = 0;
+            }
+            if (first) small_push(s, u, ev->ts, delta, IC__CLK_SNONE, 0, 1);
+            sweep_one(s, horizon);
+            return IC_OK;
+        }
+        ic__clock_user_to_big(s, u);
+    }
     uint32_t first = IC__CLK_FIRST;
     for (int f = 0; f < s->F; f++) {
         int fi = s->cfg.clock_field[f];
@@ -800,6 +986,7 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     ic__clk_user *u = ic__clock_user_find(s, user);
     if (!u) return 0;
     s->recent = (size_t)(u - s->users);
+    if (is_small(u)) return small_query(s, u, a, b, out);
     user_window(s, u, a, b);
     for (int w = 0; w < 2; w++)
         for (uint64_t bits = u->dirty[w]; bits; bits &= bits - 1)

@@ -28,7 +28,13 @@
  *                       window". rec[lo .. hi) are the contributions inside
  *                       the last query's window: exactly those summed into
  *                       ent[].score.
- * dirty[] marks the lists whose cached top-k is stale. */
+ * dirty[] marks the lists whose cached top-k is stale.
+ *
+ * A light user (blk == NULL: "small") has no block: until its live
+ * records pass s->small_max it keeps only srec[start .. end), one per
+ * (event, clock value) with the value inline, and a query sums its window
+ * from them (clock.c, "Light users"). lo, hi, n_in and the block's fields
+ * are unused then. */
 #ifndef IC_CLOCK_INTERNAL_H
 #define IC_CLOCK_INTERNAL_H
 
@@ -45,6 +51,20 @@ typedef struct {
     float delta;    /* the event's score: sum_a weight_a * action_a */
     uint32_t ref;   /* entry index (or IC__CLK_NONE) | IC__CLK_FIRST */
 } ic__clk_rec;
+
+/* A light user's record, 24 bytes: one per (event, clock value), in time
+ * order; an event without clock values leaves one with hf IC__CLK_SNONE. */
+typedef struct {
+    uint64_t value;  /* value id (0 with IC__CLK_SNONE) */
+    uint32_t t;      /* the event's time - u->base, seconds */
+    float delta;     /* the event's score */
+    uint16_t hf;     /* hour * n_clock + field, or IC__CLK_SNONE */
+    uint16_t first;  /* 1 on the first record of its event */
+    uint32_t pad;
+} ic__clk_srec;
+#define IC__CLK_SNONE 0xffffu
+/* The most records a light user may keep (s->small_max <= this). */
+#define IC__CLK_SMALL_MAX 32u
 
 typedef struct {
     uint64_t value;  /* value id */
@@ -78,7 +98,10 @@ typedef struct {
     int64_t newest;           /* base + rec[end - 1].t if any record */
     ic__clk_entry *ent;       /* into blk */
     uint32_t *slot;           /* into blk; slot_cap a power of 2 */
-    ic__clk_rec *rec;         /* its own block (from the store's pool) */
+    union {
+        ic__clk_rec *rec;     /* its own block (from the store's pool) */
+        ic__clk_srec *srec;   /* the same, for a light user (blk NULL) */
+    };
 } ic__clk_user;
 _Static_assert(sizeof(ic__clk_user) == 128, "a user header is two cache lines");
 
@@ -101,6 +124,8 @@ struct ic_clock_store {
     size_t sweep;             /* round-robin cursor of the expiry sweep */
     size_t recent;            /* users[] index of the last queried user: the
                                * engine queries a user, then applies its event */
+    uint32_t small_max;       /* records a light user keeps before it gets a
+                               * block (IC__CLK_SMALL_MAX; 0: every user has one) */
 };
 
 /* Where a row's values start for top-k k: after the fixed part and k
@@ -108,6 +133,13 @@ struct ic_clock_store {
 static inline size_t ic__clk_val_off(int k) { return (sizeof(ic__clk_row) + 4 * (size_t)k + 7) & ~(size_t)7; }
 /* Bytes of one row for top-k k: the fixed part, k scores, k values. */
 static inline size_t ic__clk_row_bytes(int k) { return ic__clk_val_off(k) + 8 * (size_t)k; }
+
+/* For tests: sets the records a light user keeps before it gets a block
+ * (0..IC__CLK_SMALL_MAX; 0: none is light). Only on an empty store. */
+void ic__clock_set_small_max(ic_clock_store *s, uint32_t n);
+/* Gives light user u a block (its records become ordinary ones, none yet
+ * inside a window); no-op for a user that has one. May move nothing else. */
+void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u);
 
 /* The user with id, or NULL. */
 ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id);

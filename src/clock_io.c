@@ -11,6 +11,9 @@
  *     n_rec x { ts (i64), delta (f32), ref (u32) }   in time order
  * Running scores and caches are not saved: a loaded user has no records
  * included yet, and its first query sums its window from the records.
+ * A light user (clock.c) is saved in the same form, its distinct (value,
+ * list) pairs as entries; every loaded user gets a block (a shortcut: a
+ * loaded store holds more memory than the one saved, until users leave).
  * The loader checks every count, index and order, so a file that passes
  * the checksum but is inconsistent is still IC_ERR_CORRUPT, never a crash.
  * Deliberately not here: any text format (see iclock clock --json). */
@@ -42,8 +45,44 @@ static void write_config(ic_bwriter *w, const ic_config *cfg)
     }
 }
 
+/* A light user (no block) in the same form: its distinct (value, list)
+ * pairs as the entries, in order of first appearance. */
+static void write_light_user(ic_bwriter *w, const ic__clk_user *u)
+{
+    uint64_t value[IC__CLK_SMALL_MAX];
+    uint16_t hf[IC__CLK_SMALL_MAX];
+    uint32_t ref[IC__CLK_SMALL_MAX], n_ent = 0, n_rec = u->end - u->start;
+    IC_ASSERT(n_rec <= IC__CLK_SMALL_MAX);
+    for (uint32_t i = 0; i < n_rec; i++) {
+        const ic__clk_srec *r = &u->srec[u->start + i];
+        uint32_t e = IC__CLK_NONE;
+        if (r->hf != IC__CLK_SNONE) {
+            for (e = 0; e < n_ent && !(value[e] == r->value && hf[e] == r->hf); e++) {}
+            if (e == n_ent) value[n_ent] = r->value, hf[n_ent++] = r->hf;
+        }
+        ref[i] = e | (r->first ? IC__CLK_FIRST : 0);
+    }
+    ic__bw_write(w, &u->id, 8);
+    ic__bw_write(w, &n_ent, 4);
+    ic__bw_write(w, &n_rec, 4);
+    for (uint32_t e = 0; e < n_ent; e++) {
+        ic__bw_write(w, &value[e], 8);
+        ic__bw_write(w, &hf[e], 2);
+    }
+    for (uint32_t i = 0; i < n_rec; i++) {
+        int64_t ts = u->base + u->srec[u->start + i].t;
+        ic__bw_write(w, &ts, 8);
+        ic__bw_write(w, &u->srec[u->start + i].delta, 4);
+        ic__bw_write(w, &ref[i], 4);
+    }
+}
+
 static void write_user(ic_bwriter *w, const ic__clk_user *u)
 {
+    if (!u->blk) {
+        write_light_user(w, u);
+        return;
+    }
     uint32_t n_rec = u->end - u->start;
     ic__bw_write(w, &u->id, 8);
     ic__bw_write(w, &u->n_ent, 4);
@@ -140,6 +179,7 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, i
         return corrupt(r, err, "counts larger than the file", id);
     if (ic__clock_user_find(s, id)) return corrupt(r, err, "user saved twice", id);
     ic__clk_user *u = ic__clock_user_add(s, id);
+    ic__clock_user_to_big(s, u); /* loaded users all get a block (shortcut: see clock.c) */
     *remap = ic__xrealloc(*remap, ((size_t)n_ent + 1) * sizeof **remap);
     unsigned n_hf = (unsigned)(IC_HOURS * s->F);
     for (uint32_t e = 0; e < n_ent; e++) {

@@ -156,11 +156,12 @@ static rlog random_log(uint64_t seed, size_t n, int n_users, int days, int windo
  * queries again at the same second (the event must not be seen). At the end,
  * queries every user at later and later times (expiry of inactive users).
  * Returns the number of non-empty places compared. */
-static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r)
+static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r, uint32_t small_max)
 {
     ic_clock_store *s;
     ic_error err;
     assert_int_equal(ic_clock_create(&s, cfg, &err), IC_OK);
+    ic__clock_set_small_max(s, small_max);
     long places = 0;
     for (size_t i = 0; i < L->n; i++) {
         const ic_event *e = &L->ev[i];
@@ -174,6 +175,13 @@ static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r)
         assert_int_equal(ic_clock_apply(s, e, &err), IC_OK);
         if (ic__rng_u64(r) % 3 == 0) places += check_query(s, cfg, L->ev, L->n, e->user, e->ts, e->tz_min);
     }
+    /* Both kinds of user were there to compare, when both are allowed (with
+     * few records allowed, every user may have changed). */
+    size_t light = 0;
+    for (size_t i = 0; i < s->n_users; i++) light += s->users[i].blk == NULL;
+    if (small_max == 0) assert_int_equal(light, 0);
+    else assert_true(light < s->n_users);
+    if (small_max == IC__CLK_SMALL_MAX) assert_true(light > 0);
     int64_t end = L->ev[L->n - 1].ts + 1;
     for (int64_t dt = 0; dt <= (int64_t)(cfg->window_days + 2) * DAY; dt += DAY / 4 + 1)
         for (int u = 0; u < L->n_users; u++)
@@ -181,6 +189,10 @@ static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r)
     ic_clock_free(s);
     return places;
 }
+
+/* Records a light user keeps before it gets a block: the store's default,
+ * none (every user has a block), and few (users change often). */
+static const uint32_t SMALL_MAXES[3] = {IC__CLK_SMALL_MAX, 0, 4};
 
 static void base_config(ic_config *cfg, int window_days, int k, ic_refresh mode)
 {
@@ -209,9 +221,14 @@ static void test_property_default_weights(void **state)
         rlog L = random_log(1 + (uint64_t)mode, 4000, 14, 0, 2);
         ic_config cfg;
         base_config(&cfg, 2, 3, mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME);
-        long places = replay_and_check(&cfg, &L, &r);
-        /* Guard against a vacuous pass: most compared clocks were non-empty. */
-        assert_true(places > 20000);
+        /* Light users as the store keeps them (up to 32 records, so both
+         * kinds and the change), every user with a block, and users that
+         * get one after 4 records (many changes, mid-window). */
+        for (int sm = 0; sm < 3; sm++) {
+            long places = replay_and_check(&cfg, &L, &r, SMALL_MAXES[sm]);
+            /* Guard against a vacuous pass: most compared clocks were non-empty. */
+            assert_true(places > 20000);
+        }
         free(L.ev);
     }
 }
@@ -231,10 +248,10 @@ static void test_property_other_shapes(void **state)
         const float w[4] = {0.5f, 2.0f, -1.0f, -0.25f};
         for (int a = 0; a < 4; a++) cfg.action[a].weight = w[a];
         rlog L = random_log(7 + (uint64_t)mode, 3000, 9, 0, 1);
-        assert_true(replay_and_check(&cfg, &L, &r) > 10000);
+        for (int sm = 0; sm < 3; sm++) assert_true(replay_and_check(&cfg, &L, &r, SMALL_MAXES[sm]) > 10000);
         /* k = 8 (every value fits), window 5 days. */
         base_config(&cfg, 5, IC_MAX_TOPK, mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME);
-        assert_true(replay_and_check(&cfg, &L, &r) > 10000);
+        for (int sm = 0; sm < 3; sm++) assert_true(replay_and_check(&cfg, &L, &r, SMALL_MAXES[sm]) > 10000);
         free(L.ev);
     }
 }
@@ -380,35 +397,41 @@ static void test_daily_local_day(void **state)
 
 /* ---- memory -------------------------------------------------------------------- */
 
+/* Users whose records all left the window are forgotten and their memory
+ * goes (light users and users with a block alike). */
 static void test_inactive_users_forgotten(void **state)
 {
     (void)state;
-    ic_config cfg;
-    ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
-    ic_error err;
-    const int64_t T = 1700000000;
-    for (int j = 0; j < 5; j++)
-        for (uint64_t u = 1; u <= 200; u++) {
-            ic_event e = simple_event(T + j, 0, u, 11 + j, 21, 31);
+    for (int light = 1; light >= 0; light--) {
+        ic_config cfg;
+        ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
+        ic__clock_set_small_max(s, light ? IC__CLK_SMALL_MAX : 0);
+        ic_error err;
+        const int64_t T = 1700000000;
+        for (int j = 0; j < 5; j++)
+            for (uint64_t u = 1; u <= 200; u++) {
+                ic_event e = simple_event(T + j, 0, u, 11 + j, 21, 31);
+                assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+            }
+        assert_int_equal(ic_clock_n_users(s), 200);
+        size_t full = ic_clock_bytes(s);
+        /* One user stays active long after the window (an event every other
+         * day: ~17 in its window): the sweep frees the rest. */
+        for (int j = 0; j < 400; j++) {
+            ic_event e = simple_event(T + 33 * DAY + j * 2 * DAY, 0, 500, 11, 21, 31);
             assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
         }
-    assert_int_equal(ic_clock_n_users(s), 200);
-    size_t full = ic_clock_bytes(s);
-    /* One user stays active long after the window: the sweep frees the rest. */
-    for (int j = 0; j < 400; j++) {
-        ic_event e = simple_event(T + 33 * DAY + j * 60, 0, 500, 11, 21, 31);
-        assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+        assert_int_equal(ic_clock_n_users(s), 1);
+        size_t cursor = 0;
+        uint64_t id = 0;
+        assert_int_equal(ic_clock_next_user(s, &cursor, &id), 1);
+        assert_int_equal(id, 500);
+        assert_int_equal(ic_clock_next_user(s, &cursor, &id), 0);
+        assert_true(ic_clock_bytes(s) * 4 < full);
+        ic_clock_view v;
+        assert_int_equal(ic_clock_query(s, 7, T + 834 * DAY, 0, &v), 0);
+        ic_clock_free(s);
     }
-    assert_int_equal(ic_clock_n_users(s), 1);
-    size_t cursor = 0;
-    uint64_t id = 0;
-    assert_int_equal(ic_clock_next_user(s, &cursor, &id), 1);
-    assert_int_equal(id, 500);
-    assert_int_equal(ic_clock_next_user(s, &cursor, &id), 0);
-    assert_true(ic_clock_bytes(s) * 4 < full);
-    ic_clock_view v;
-    assert_int_equal(ic_clock_query(s, 7, T + 34 * DAY, 0, &v), 0);
-    ic_clock_free(s);
     ic_clock_free(NULL);
 }
 
