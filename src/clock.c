@@ -100,7 +100,8 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     memset(s->utab, 0, s->utab_cap * sizeof *s->utab);
     s->last_ts = INT64_MIN;
     s->pruned_below = INT64_MIN;
-    s->small_max = IC__CLK_SMALL_MAX;
+    /* Light users keep 24-bit times (clock_internal.h). */
+    s->small_max = s->window + 2 * DAY < ((int64_t)1 << IC__CLK_STBITS) ? IC__CLK_SMALL_MAX : 0;
     *out = s;
     return IC_OK;
 }
@@ -704,7 +705,7 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
  * layout gives such a user a block of ~2 KB (list index, rows, heads,
  * entries, hash slots) for 5 events, and an event touched most of its ~30
  * lines. A light user keeps only its records, each with its (hour, field,
- * value): 24 bytes each, and a query sums its window from them, at most
+ * value): 16 bytes each, and a query sums its window from them, at most
  * small_max records, in time order and in double as the reference does.
  * When an event would take it past small_max records it gets a block
  * (small_to_big), for good: a user that was heavy once keeps its layout
@@ -713,10 +714,10 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 /* Moves the time base to the oldest record, so that ts fits in 32 bits. */
 static void small_rebase(ic__clk_user *u, int64_t ts)
 {
-    uint32_t shift = u->srec[u->start].t;
-    for (uint32_t i = u->start; i < u->end; i++) u->srec[i].t -= shift;
+    uint32_t shift = ic__srec_t(&u->srec[u->start]);
+    for (uint32_t i = u->start; i < u->end; i++) u->srec[i].tf -= shift; /* t >= shift: no borrow */
     u->base += shift;
-    IC_ASSERT((uint64_t)ts - (uint64_t)u->base <= UINT32_MAX);
+    IC_ASSERT((uint64_t)ts - (uint64_t)u->base < (1u << IC__CLK_STBITS));
 }
 
 /* Moves the live records to the front and gives them cap places. */
@@ -737,14 +738,14 @@ static void small_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float del
                        int first)
 {
     if (u->start == u->end) u->start = u->end = 0, u->base = u->oldest = ts;
-    else if ((uint64_t)ts - (uint64_t)u->base > UINT32_MAX) small_rebase(u, ts);
+    else if ((uint64_t)ts - (uint64_t)u->base >= (1u << IC__CLK_STBITS)) small_rebase(u, ts);
     if (u->end == u->rec_cap) {
         uint32_t live = u->end - u->start, cap = u->rec_cap;
         if (live == cap) cap = 2 * cap < s->small_max ? 2 * cap : s->small_max;
         small_resize(s, u, cap);
     }
-    u->srec[u->end++] = (ic__clk_srec){.value = value, .t = (uint32_t)(ts - u->base), .delta = delta,
-                                       .hf = (uint16_t)hf, .first = (uint16_t)first};
+    uint32_t tf = (uint32_t)(ts - u->base) | hf << IC__CLK_STBITS | (uint32_t)first << 31;
+    u->srec[u->end++] = (ic__clk_srec){.value = value, .tf = tf, .delta = delta};
     u->newest = ts;
 }
 
@@ -753,9 +754,9 @@ static void small_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float del
 static void small_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
     int64_t rh = horizon - u->base;
-    while (u->start < u->end && (int64_t)u->srec[u->start].t < rh) u->start++;
+    while (u->start < u->end && (int64_t)ic__srec_t(&u->srec[u->start]) < rh) u->start++;
     if (u->start == u->end) u->start = u->end = 0;
-    else u->oldest = u->base + u->srec[u->start].t;
+    else u->oldest = u->base + ic__srec_t(&u->srec[u->start]);
     uint32_t live = u->end - u->start;
     if (u->rec_cap > 8 && live * 4 <= u->rec_cap) small_resize(s, u, live * 2 > 8 ? live * 2 : 8);
 }
@@ -772,18 +773,18 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
     user_move(s, u, (blk_caps){.rows = 8, .ent = 8, .slot = 16}); /* blk NULL: a fresh block */
     for (uint32_t i = a; i < b; i++) {
         uint32_t ref = IC__CLK_NONE;
-        if (r[i].hf != IC__CLK_SNONE) {
-            ref = ic__clock_entry_get(s, u, r[i].hf, r[i].value);
+        if (ic__srec_hf(&r[i]) != IC__CLK_SNONE) {
+            ref = ic__clock_entry_get(s, u, ic__srec_hf(&r[i]), r[i].value);
             if (u->ent[ref].refs++ == 0) u->n_dead--;
         }
-        ic__clock_rec_push(s, u, base + r[i].t, r[i].delta, ref | (r[i].first ? IC__CLK_FIRST : 0));
+        ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, ref | (ic__srec_first(&r[i]) ? IC__CLK_FIRST : 0));
     }
     ic__pool_release(s->pool, r, (size_t)cap * sizeof *r);
 }
 
 void ic__clock_set_small_max(ic_clock_store *s, uint32_t n)
 {
-    IC_ASSERT(s->n_users == 0 && n <= IC__CLK_SMALL_MAX);
+    IC_ASSERT(s->n_users == 0 && n <= IC__CLK_SMALL_MAX && (n == 0 || s->small_max));
     s->small_max = n;
 }
 
@@ -803,13 +804,14 @@ static int small_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a
     const int64_t ra = a - u->base, rb = b - u->base;
     unsigned n = 0;
     int seen = 0;
-    for (uint32_t i = u->start; i < u->end && (int64_t)r[i].t < rb; i++) {
-        if ((int64_t)r[i].t < ra) continue;
+    for (uint32_t i = u->start; i < u->end && (int64_t)ic__srec_t(&r[i]) < rb; i++) {
+        if ((int64_t)ic__srec_t(&r[i]) < ra) continue;
         seen = 1;
-        if (r[i].hf == IC__CLK_SNONE) continue;
+        const unsigned hf = ic__srec_hf(&r[i]);
+        if (hf == IC__CLK_SNONE) continue;
         unsigned j = 0;
-        while (j < n && !(acc[j].value == r[i].value && acc[j].hf == r[i].hf)) j++;
-        if (j == n) acc[n++] = (small_acc){r[i].value, 0, r[i].hf};
+        while (j < n && !(acc[j].value == r[i].value && acc[j].hf == hf)) j++;
+        if (j == n) acc[n++] = (small_acc){r[i].value, 0, hf};
         acc[j].score += r[i].delta;
     }
     /* By list, then as the view ranks (float score descending, value). */

@@ -52,17 +52,22 @@ typedef struct {
     uint32_t ref;   /* entry index (or IC__CLK_NONE) | IC__CLK_FIRST */
 } ic__clk_rec;
 
-/* A light user's record, 24 bytes: one per (event, clock value), in time
- * order; an event without clock values leaves one with hf IC__CLK_SNONE. */
+/* A light user's record, 16 bytes: one per (event, clock value), in time
+ * order; an event without clock values leaves one with list IC__CLK_SNONE.
+ * tf packs the event's time - u->base (low IC__CLK_STBITS bits: a store has
+ * light users only while W + 2 days < 2^24 s, 194 days), the list hf (7
+ * bits) and, in the top bit, whether it is its event's first record. */
 typedef struct {
     uint64_t value;  /* value id (0 with IC__CLK_SNONE) */
-    uint32_t t;      /* the event's time - u->base, seconds */
+    uint32_t tf;     /* t | hf << 24 | first << 31 */
     float delta;     /* the event's score */
-    uint16_t hf;     /* hour * n_clock + field, or IC__CLK_SNONE */
-    uint16_t first;  /* 1 on the first record of its event */
-    uint32_t pad;
 } ic__clk_srec;
-#define IC__CLK_SNONE 0xffffu
+#define IC__CLK_SNONE 127u
+#define IC__CLK_STBITS 24
+_Static_assert(IC__CLK_HF < IC__CLK_SNONE, "a list index fits 7 bits");
+static inline uint32_t ic__srec_t(const ic__clk_srec *r) { return r->tf & ((1u << IC__CLK_STBITS) - 1); }
+static inline unsigned ic__srec_hf(const ic__clk_srec *r) { return (r->tf >> IC__CLK_STBITS) & 127u; }
+static inline int ic__srec_first(const ic__clk_srec *r) { return (int)(r->tf >> 31); }
 /* The most records a light user may keep (s->small_max <= this). */
 #define IC__CLK_SMALL_MAX 32u
 

@@ -56,11 +56,12 @@ static void write_light_user(ic_bwriter *w, const ic__clk_user *u)
     for (uint32_t i = 0; i < n_rec; i++) {
         const ic__clk_srec *r = &u->srec[u->start + i];
         uint32_t e = IC__CLK_NONE;
-        if (r->hf != IC__CLK_SNONE) {
-            for (e = 0; e < n_ent && !(value[e] == r->value && hf[e] == r->hf); e++) {}
-            if (e == n_ent) value[n_ent] = r->value, hf[n_ent++] = r->hf;
+        const uint16_t h = (uint16_t)ic__srec_hf(r);
+        if (h != IC__CLK_SNONE) {
+            for (e = 0; e < n_ent && !(value[e] == r->value && hf[e] == h); e++) {}
+            if (e == n_ent) value[n_ent] = r->value, hf[n_ent++] = h;
         }
-        ref[i] = e | (r->first ? IC__CLK_FIRST : 0);
+        ref[i] = e | (ic__srec_first(r) ? IC__CLK_FIRST : 0);
     }
     ic__bw_write(w, &u->id, 8);
     ic__bw_write(w, &n_ent, 4);
@@ -70,7 +71,7 @@ static void write_light_user(ic_bwriter *w, const ic__clk_user *u)
         ic__bw_write(w, &hf[e], 2);
     }
     for (uint32_t i = 0; i < n_rec; i++) {
-        int64_t ts = u->base + u->srec[u->start + i].t;
+        int64_t ts = u->base + ic__srec_t(&u->srec[u->start + i]);
         ic__bw_write(w, &ts, 8);
         ic__bw_write(w, &u->srec[u->start + i].delta, 4);
         ic__bw_write(w, &ref[i], 4);

@@ -395,6 +395,32 @@ static void test_daily_local_day(void **state)
     ic_clock_free(s);
 }
 
+/* A window too long for light users' 24-bit times (W + 2 days >= 2^24 s):
+ * every user gets a block at once, and clocks are the reference's. */
+static void test_long_window_no_light_users(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    ic_clock_store *s = new_store(&cfg, 193, 3, IC_REFRESH_REALTIME);
+    ic_error err;
+    const int64_t T = 1700000000;
+    ic_event log[40];
+    for (int i = 0; i < 40; i++) log[i] = simple_event(T + (int64_t)i * 5 * DAY, 0, 3, 11 + i % 4, 21, 31);
+    long places = 0;
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(ic_clock_apply(s, &log[i], &err), IC_OK);
+        assert_non_null(ic__clock_user_find(s, 3)->blk);
+        places += check_query(s, &cfg, log, (size_t)i + 1, 3, log[i].ts + 1, 0);
+    }
+    assert_true(places > 100);
+    ic_clock_free(s);
+    /* One day shorter: the user is light. */
+    s = new_store(&cfg, 192, 3, IC_REFRESH_REALTIME);
+    assert_int_equal(ic_clock_apply(s, &log[0], &err), IC_OK);
+    assert_null(ic__clock_user_find(s, 3)->blk);
+    ic_clock_free(s);
+}
+
 /* ---- memory -------------------------------------------------------------------- */
 
 /* Users whose records all left the window are forgotten and their memory
@@ -897,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_daily_local_day),
         cmocka_unit_test(test_property_default_weights),
         cmocka_unit_test(test_property_other_shapes),
+        cmocka_unit_test(test_long_window_no_light_users),
         cmocka_unit_test(test_inactive_users_forgotten),
         cmocka_unit_test(test_memory_steady_state),
         cmocka_unit_test(test_time_base_moves),
