@@ -69,7 +69,7 @@ static inline uint32_t ic__srec_t(const ic__clk_srec *r) { return r->tf & ((1u <
 static inline unsigned ic__srec_hf(const ic__clk_srec *r) { return (r->tf >> IC__CLK_STBITS) & 127u; }
 static inline int ic__srec_first(const ic__clk_srec *r) { return (int)(r->tf >> 31); }
 /* The most records a light user may keep (s->small_max <= this). */
-#define IC__CLK_SMALL_MAX 32u
+#define IC__CLK_SMALL_MAX 64u
 
 typedef struct {
     uint64_t value;  /* value id */

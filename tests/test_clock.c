@@ -221,7 +221,7 @@ static void test_property_default_weights(void **state)
         rlog L = random_log(1 + (uint64_t)mode, 4000, 14, 0, 2);
         ic_config cfg;
         base_config(&cfg, 2, 3, mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME);
-        /* Light users as the store keeps them (up to 32 records, so both
+        /* Light users as the store keeps them (up to 64 records, so both
          * kinds and the change), every user with a block, and users that
          * get one after 4 records (many changes, mid-window). */
         for (int sm = 0; sm < 3; sm++) {
