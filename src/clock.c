@@ -753,6 +753,7 @@ static void small_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
 static void small_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
                        int first)
 {
+    IC_ASSERT(is_small(u) && u->end - u->start < s->small_max);
     if (u->start == u->end) u->start = u->end = 0, u->base = u->oldest = ts;
     else if ((uint64_t)ts - (uint64_t)u->base >= (1u << IC__CLK_STBITS)) small_rebase(u, ts);
     if (u->end == u->rec_cap) {
@@ -796,6 +797,12 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
         ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, ref | (ic__srec_first(&r[i]) ? IC__CLK_FIRST : 0));
     }
     ic__pool_release(s->pool, r, (size_t)cap * sizeof *r);
+}
+
+void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
+                          int first)
+{
+    small_push(s, u, ts, delta, hf, value, first);
 }
 
 void ic__clock_set_small_max(ic_clock_store *s, uint32_t n)

@@ -146,6 +146,12 @@ void ic__clock_set_small_max(ic_clock_store *s, uint32_t n);
  * inside a window); no-op for a user that has one. May move nothing else. */
 void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u);
 
+/* Appends a record to light user u (at most s->small_max records in all;
+ * ts >= its newest; hf IC__CLK_SNONE with value 0 for an event without
+ * clock values; first: the record starts its event). */
+void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
+                          int first);
+
 /* The user with id, or NULL. */
 ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id);
 /* Adds a user with no records (id must be new); returns it. */

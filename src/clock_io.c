@@ -12,8 +12,8 @@
  * Running scores and caches are not saved: a loaded user has no records
  * included yet, and its first query sums its window from the records.
  * A light user (clock.c) is saved in the same form, its distinct (value,
- * list) pairs as entries; every loaded user gets a block (a shortcut: a
- * loaded store holds more memory than the one saved, until users leave).
+ * list) pairs as entries; a loaded user whose records fit a light user
+ * is one again (whatever it was when saved), the others get a block.
  * The loader checks every count, index and order, so a file that passes
  * the checksum but is inconsistent is still IC_ERR_CORRUPT, never a crash.
  * Deliberately not here: any text format (see iclock clock --json). */
@@ -166,9 +166,18 @@ static ic_status corrupt(ic_breader *r, ic_error *err, const char *what, uint64_
                     r->path, what, (unsigned long long)user, r->pos);
 }
 
-/* Reads one user's entries and records into a new user of s. remap is
- * scratch space, grown as needed. */
-static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, ic_error *err)
+/* Scratch space of the loader, grown as needed: per saved entry its new
+ * index (a user with a block) or its value and list (a light user). */
+typedef struct {
+    uint32_t *remap;
+    uint64_t *value;
+    uint16_t *hf;
+    size_t cap;
+} load_scratch;
+
+/* Reads one user's entries and records into a new user of s: light (clock.c)
+ * if its records fit, else with a block. */
+static ic_status read_user(ic_clock_store *s, ic_breader *r, load_scratch *sc, ic_error *err)
 {
     uint64_t id;
     uint32_t n_ent, n_rec;
@@ -179,9 +188,15 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, i
     if (ic__br_left(r) / 10 < n_ent || (ic__br_left(r) - (size_t)n_ent * 10) / 16 < n_rec)
         return corrupt(r, err, "counts larger than the file", id);
     if (ic__clock_user_find(s, id)) return corrupt(r, err, "user saved twice", id);
-    ic__clk_user *u = ic__clock_user_add(s, id);
-    ic__clock_user_to_big(s, u); /* loaded users all get a block (shortcut: see clock.c) */
-    *remap = ic__xrealloc(*remap, ((size_t)n_ent + 1) * sizeof **remap);
+    ic__clk_user *u = ic__clock_user_add(s, id); /* light when the store has light users */
+    const int light = s->small_max && n_rec <= s->small_max;
+    if (!light) ic__clock_user_to_big(s, u);
+    if ((size_t)n_ent + 1 > sc->cap) {
+        sc->cap = (size_t)n_ent + 1;
+        sc->remap = ic__xrealloc(sc->remap, sc->cap * sizeof *sc->remap);
+        sc->value = ic__xrealloc(sc->value, sc->cap * sizeof *sc->value);
+        sc->hf = ic__xrealloc(sc->hf, sc->cap * sizeof *sc->hf);
+    }
     unsigned n_hf = (unsigned)(IC_HOURS * s->F);
     for (uint32_t e = 0; e < n_ent; e++) {
         uint64_t value;
@@ -189,7 +204,8 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, i
         ic__br_read(r, &value, 8, err); /* cannot fail: counts checked */
         ic__br_read(r, &hf, 2, err);
         if (hf >= n_hf || value == 0) return corrupt(r, err, "bad entry", id);
-        (*remap)[e] = ic__clock_entry_get(s, u, hf, value);
+        if (light) sc->value[e] = value, sc->hf[e] = hf;
+        else sc->remap[e] = ic__clock_entry_get(s, u, hf, value);
     }
     for (uint32_t i = 0; i < n_rec; i++) {
         int64_t ts;
@@ -201,13 +217,19 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, uint32_t **remap, i
         uint32_t e = ref & ~IC__CLK_FIRST;
         /* A user's records span at most W + 2 days: it is pruned before each
          * of its events is recorded. */
-        if (ts > s->last_ts || (u->end > u->start && (ts < ic__clock_rec_ts(u, u->end - 1) ||
+        if (ts > s->last_ts || (u->end > u->start && (ts < u->newest ||
                                                       (uint64_t)ts - (uint64_t)u->oldest > (uint64_t)s->window + 2 * 86400)))
             return corrupt(r, err, "record time out of order or range", id);
         if (!isfinite(delta) || (e != IC__CLK_NONE && e >= n_ent))
             return corrupt(r, err, "bad record", id);
+        if (light) {
+            int none = e == IC__CLK_NONE;
+            ic__clock_light_push(s, u, ts, delta, none ? IC__CLK_SNONE : sc->hf[e], none ? 0 : sc->value[e],
+                                 (ref & IC__CLK_FIRST) != 0);
+            continue;
+        }
         if (e != IC__CLK_NONE) {
-            e = (*remap)[e];
+            e = sc->remap[e];
             if (u->ent[e].refs++ == 0) u->n_dead--;
         }
         ic__clock_rec_push(s, u, ts, delta, e | (ref & IC__CLK_FIRST));
@@ -227,9 +249,11 @@ static ic_status read_store(ic_clock_store *s, ic_breader *r, ic_error *err)
     int64_t horizon = s->last_ts == INT64_MIN ? INT64_MIN : s->last_ts - s->window - 2 * 86400;
     if (s->pruned_below != horizon) return corrupt(r, err, "inconsistent store times", 0);
     if (n_users > ic__br_left(r) / 16) return corrupt(r, err, "user count larger than the file", 0);
-    uint32_t *remap = NULL;
-    for (uint64_t i = 0; st == IC_OK && i < n_users; i++) st = read_user(s, r, &remap, err);
-    free(remap);
+    load_scratch sc = {0};
+    for (uint64_t i = 0; st == IC_OK && i < n_users; i++) st = read_user(s, r, &sc, err);
+    free(sc.remap);
+    free(sc.value);
+    free(sc.hf);
     if (st == IC_OK && ic__br_left(r) != 0) return corrupt(r, err, "bytes after the last user", 0);
     return st;
 }
