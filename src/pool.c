@@ -11,7 +11,8 @@
  * already holds), aligned to 2 MiB, and asks for transparent huge pages
  * (one fault per 2 MiB where the kernel grants them); it never returns a
  * freed block to the kernel, and reuses it for the next block of its
- * class. Blocks are 64-byte aligned.
+ * class, or cuts a smaller block from it (split_larger) before it touches
+ * fresh memory. Blocks are 64-byte aligned.
  *
  * Classes: multiples of 64 bytes up to 512, then four per power of two
  * (640, 768, 896, 1024, 1280, ...) up to 1 MiB: rounding loses at most
@@ -80,6 +81,57 @@ static void *map_aligned(size_t bytes)
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
+#if !defined(__SANITIZE_ADDRESS__)
+/* The size of class c (the inverse of class_of). */
+static size_t class_size(unsigned c)
+{
+    if (c < 8) return (c + 1) * 64;
+    unsigned j = 9 + (c - 8) / 4, m = 4 + (c - 8) % 4;
+    return (size_t)(m + 1) << (j - 2);
+}
+
+/* The largest class size <= n (n a multiple of 64, 64 <= n <= MAX_CLASS_BYTES). */
+static size_t class_floor(size_t n)
+{
+    if (n <= 512) return n;
+    unsigned j = 63u - (unsigned)__builtin_clzll(n); /* 2^j <= n */
+    size_t q = (size_t)1 << (j - 2), m = n / q;      /* 4..7 */
+    return m * q;
+}
+
+/* Gives b[0..n) back as free blocks of the largest classes that fit (n a
+ * multiple of 64: every class size is, so it splits exactly). */
+static void free_run(ic__pool *p, char *b, size_t n)
+{
+    while (n) {
+        size_t piece = class_floor(n), size;
+        unsigned c = class_of(piece, &size);
+        IC_ASSERT(size == piece);
+        *(void **)b = p->free[c];
+        p->free[c] = b;
+        b += piece, n -= piece;
+    }
+}
+
+/* A free block of class c's size cut from a free block up to four classes
+ * (at most twice the size) larger, the rest returned as smaller free
+ * blocks; NULL if there is none. Memory the pool has touched before spares
+ * a fresh page's fault (docs/PERFORMANCE.md), and blocks change class as
+ * users grow, so without this a store kept ~14% of its memory in free
+ * lists while it bumped fresh memory for other classes. */
+static void *split_larger(ic__pool *p, unsigned c, size_t size)
+{
+    for (unsigned c2 = c + 1; c2 < N_CLASSES && c2 <= c + 4; c2++) {
+        if (!p->free[c2]) continue;
+        char *b = p->free[c2];
+        p->free[c2] = *(void **)b;
+        free_run(p, b + size, class_size(c2) - size);
+        return b;
+    }
+    return NULL;
+}
+#endif
+
 void *ic__pool_alloc(ic__pool *p, size_t bytes)
 {
     p->in_use += ic__pool_class_bytes(bytes);
@@ -99,6 +151,8 @@ void *ic__pool_alloc(ic__pool *p, size_t bytes)
         p->free[c] = *(void **)b;
         return b;
     }
+    void *split = split_larger(p, c, size);
+    if (split) return split;
     if ((size_t)(p->bump_end - p->bump) < size) {
         if (p->n_chunks == p->chunks_cap) {
             p->chunks_cap = p->chunks_cap ? 2 * p->chunks_cap : 16;

@@ -107,6 +107,39 @@ static void test_reuse(void **state)
     ic__pool_free(p);
 }
 
+/* A request whose class has no free block takes a free block up to four
+ * classes larger before fresh memory: its front, the rest becoming free
+ * blocks of the largest classes that fit (1792 = 1024 + 768). */
+static void test_split_larger(void **state)
+{
+    (void)state;
+#if !defined(__SANITIZE_ADDRESS__)
+    ic__pool *p = ic__pool_create();
+    char *a = ic__pool_alloc(p, 1792), *guard = ic__pool_alloc(p, 64);
+    size_t mapped = ic__pool_bytes(p);
+    ic__pool_release(p, a, 1792);
+    char *b = ic__pool_alloc(p, 1000); /* class 1024: cut from the 1792 block */
+    assert_ptr_equal(b, a);
+    char *c = ic__pool_alloc(p, 700), *d = ic__pool_alloc(p, 64); /* 768 = the rest */
+    assert_ptr_equal(c, a + 1024);
+    assert_true(d < a || d >= a + 1792); /* nothing was left over */
+    assert_int_equal(ic__pool_bytes(p), mapped);
+    fill(b, 1000, 1), fill(c, 700, 2);
+    assert_true(check(b, 1000, 1) && check(c, 700, 2));
+    /* A block more than four classes larger is not cut. */
+    char *big = ic__pool_alloc(p, 8192);
+    ic__pool_release(p, big, 8192);
+    char *small = ic__pool_alloc(p, 2048);
+    assert_true(small < big || small >= big + 8192);
+    ic__pool_release(p, small, 2048);
+    /* Released halves come back as their own classes. */
+    ic__pool_release(p, c, 700);
+    assert_ptr_equal(ic__pool_alloc(p, 768), c);
+    (void)guard;
+    ic__pool_free(p);
+#endif
+}
+
 /* Resizing keeps the first `keep` bytes in every path: within a class,
  * to another class, from a class to its own mapping, mapping to mapping
  * (remapped) and back down. */
@@ -140,6 +173,7 @@ int main(void)
         cmocka_unit_test(test_blocks_disjoint),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_resize_keeps),
+        cmocka_unit_test(test_split_larger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
