@@ -373,10 +373,11 @@ static void utab_resize(ic_clock_store *s, size_t cap)
 /* Moves the users to an array of cap places (at least n_users). */
 static void users_resize(ic_clock_store *s, size_t cap)
 {
-    ic__clk_user *users = ic__pool_alloc(s->pool, cap * sizeof *users);
-    if (s->n_users) memcpy(users, s->users, s->n_users * sizeof *users);
-    ic__pool_release(s->pool, s->users, s->users_cap * sizeof *s->users);
-    s->users = users;
+    /* Above 1 MiB the pool remaps the pages (nothing copied, no fresh
+     * memory for the part already written). */
+    s->users = s->users ? ic__pool_resize(s->pool, s->users, s->users_cap * sizeof *s->users, cap * sizeof *s->users,
+                                          s->n_users * sizeof *s->users)
+                        : ic__pool_alloc(s->pool, cap * sizeof *s->users);
     s->users_cap = cap;
 }
 
