@@ -30,7 +30,7 @@
  * entries have a row, and the block starts with the list index and the
  * rows, so a query copies the view in one memcpy of the block's head:
  * 96 + 40 bytes a list at k = 3, not 24 x fields x 8 places. A light user
- * (at most s->small_max records, most users of a log) has no block, only
+ * (at most s->light_max records, most users of a log) has no block, only
  * its records with their values inline, and a query sums its window from
  * them ("Light users" below).
  *
@@ -48,14 +48,7 @@
 #include "clock_internal.h"
 #include "pool.h"
 
-#include <math.h>
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
-
 #define DAY 86400
-
-_Static_assert(IC_MAX_TOPK <= 8, "a row's top-k is copied in one 8-lane store");
 
 static uint64_t mix64(uint64_t x)
 {
@@ -101,7 +94,7 @@ ic_status ic_clock_create(ic_clock_store **out, const ic_config *cfg, ic_error *
     s->last_ts = INT64_MIN;
     s->pruned_below = INT64_MIN;
     /* Light users keep 24-bit times (clock_internal.h). */
-    s->small_max = s->window + 2 * DAY < ((int64_t)1 << IC__CLK_STBITS) ? IC__CLK_SMALL_MAX : 0;
+    s->light_max = s->window + 2 * DAY < ((int64_t)1 << IC__CLK_STBITS) ? IC__CLK_LIGHT_MAX : 0;
     *out = s;
     return IC_OK;
 }
@@ -155,12 +148,12 @@ static void block_release(ic_clock_store *s, const ic__clk_user *u)
     ic__pool_release(s->pool, u->blk, block_bytes(s, caps_of(u)));
 }
 
-static inline int is_small(const ic__clk_user *u) { return u->blk == NULL; }
+static inline int is_light(const ic__clk_user *u) { return u->blk == NULL; }
 
 /* Gives both of u's blocks back (a light user's records only). */
 static void user_release(ic_clock_store *s, const ic__clk_user *u)
 {
-    if (is_small(u)) {
+    if (is_light(u)) {
         ic__pool_release(s->pool, u->srec, (size_t)u->rec_cap * sizeof *u->srec);
         return;
     }
@@ -298,7 +291,7 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
     if (!u || !ts_ok(ev->ts)) return;
-    if (is_small(u)) { /* all it has */
+    if (is_light(u)) { /* all it has */
         pf_lines(&u->srec[u->start], (u->end - u->start) * sizeof *u->srec);
         return;
     }
@@ -325,7 +318,7 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
 static void pf_entries(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
-    if (!u || !ts_ok(ev->ts) || is_small(u)) return;
+    if (!u || !ts_ok(ev->ts) || is_light(u)) return;
     if (u->end > u->start) {
         int64_t a, b;
         window_of(s, ev->ts, ev->tz_min, &a, &b);
@@ -392,8 +385,8 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
     memset(u, 0, sizeof *u);
     u->id = id;
     s->utab[pos] = (uint32_t)++s->n_users;
-    if (s->small_max) { /* light until its records pass small_max */
-        u->rec_cap = s->small_max < 8 ? s->small_max : 8;
+    if (s->light_max) { /* light until its records pass light_max */
+        u->rec_cap = s->light_max < 8 ? s->light_max : 8;
         u->srec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->srec);
         return u;
     }
@@ -698,14 +691,14 @@ static void user_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
     if (u->rec_cap > 16 && live * 3 < u->rec_cap && fit < u->rec_cap) rec_resize(s, u, fit);
 }
 
+static void light_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon);
+
 /* Drops old records and reclaims memory; reads only *u when there is
  * nothing to do (the sweep visits users that are cold in cache). */
-static void small_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon);
-
 static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
-    if (is_small(u)) {
-        if (u->start < u->end && u->oldest < horizon) small_drop_old(s, u, horizon);
+    if (is_light(u)) {
+        if (u->start < u->end && u->oldest < horizon) light_drop_old(s, u, horizon);
         return;
     }
     if (u->start < u->end && u->oldest < horizon) user_drop_old(s, u, horizon);
@@ -720,16 +713,17 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
  * rows, heads, entries, hash slots) for 5 events, and an event touched
  * most of its ~30 lines. A light user keeps only its records, each with
  * its (hour, field, value): 16 bytes each, and a query sums its window
- * from them, at most small_max records, in time order and in double as
- * the reference does. When an event would take it past small_max records
+ * from them, at most light_max records, in time order and in double as
+ * the reference does. When an event would take it past light_max records
  * it gets a block (ic__clock_user_to_big), for good: a user that was heavy
- * once keeps its layout and shrinks within it. small_max 64: 32 and 128
+ * once keeps its layout and shrinks within it. light_max 64: 32 and 128
  * ran as fast within this machine's noise; 128 used 10% less memory and
  * 19% fewer simulated LL misses an event but 14% more instructions
  * (docs/PERFORMANCE.md). */
 
-/* Moves the time base to the oldest record, so that ts fits in 32 bits. */
-static void small_rebase(ic__clk_user *u, int64_t ts)
+/* Moves the time base to the oldest record, so that ts fits in
+ * IC__CLK_STBITS bits. */
+static void light_rebase(ic__clk_user *u, int64_t ts)
 {
     uint32_t shift = ic__srec_t(&u->srec[u->start]);
     for (uint32_t i = u->start; i < u->end; i++) u->srec[i].tf -= shift; /* t >= shift: no borrow */
@@ -738,7 +732,7 @@ static void small_rebase(ic__clk_user *u, int64_t ts)
 }
 
 /* Moves the live records to the front and gives them cap places. */
-static void small_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
+static void light_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
 {
     uint32_t live = u->end - u->start;
     IC_ASSERT(cap >= live && cap > 0);
@@ -750,17 +744,17 @@ static void small_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
     u->rec_cap = cap;
 }
 
-/* Appends a record (the caller made sure live + 1 <= small_max). */
-static void small_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
+/* Appends a record (the caller made sure live + 1 <= light_max). */
+static void light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
                        int first)
 {
-    IC_ASSERT(is_small(u) && u->end - u->start < s->small_max);
+    IC_ASSERT(is_light(u) && u->end - u->start < s->light_max);
     if (u->start == u->end) u->start = u->end = 0, u->base = u->oldest = ts;
-    else if ((uint64_t)ts - (uint64_t)u->base >= (1u << IC__CLK_STBITS)) small_rebase(u, ts);
+    else if ((uint64_t)ts - (uint64_t)u->base >= (1u << IC__CLK_STBITS)) light_rebase(u, ts);
     if (u->end == u->rec_cap) {
         uint32_t live = u->end - u->start, cap = u->rec_cap;
-        if (live == cap) cap = 2 * cap < s->small_max ? 2 * cap : s->small_max;
-        small_resize(s, u, cap);
+        if (live == cap) cap = 2 * cap < s->light_max ? 2 * cap : s->light_max;
+        light_resize(s, u, cap);
     }
     uint32_t tf = (uint32_t)(ts - u->base) | hf << IC__CLK_STBITS | (uint32_t)first << 31;
     u->srec[u->end++] = (ic__clk_srec){.value = value, .tf = tf, .delta = delta};
@@ -769,19 +763,19 @@ static void small_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float del
 
 /* Drops the records older than horizon for good; shrinks the array when
  * it is at most a quarter full. */
-static void small_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
+static void light_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
     int64_t rh = horizon - u->base;
     while (u->start < u->end && (int64_t)ic__srec_t(&u->srec[u->start]) < rh) u->start++;
     if (u->start == u->end) u->start = u->end = 0;
     else u->oldest = u->base + ic__srec_t(&u->srec[u->start]);
     uint32_t live = u->end - u->start;
-    if (u->rec_cap > 8 && live * 4 <= u->rec_cap) small_resize(s, u, live * 2 > 8 ? live * 2 : 8);
+    if (u->rec_cap > 8 && live * 4 <= u->rec_cap) light_resize(s, u, live * 2 > 8 ? live * 2 : 8);
 }
 
 void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
 {
-    if (!is_small(u)) return;
+    if (!is_light(u)) return;
     ic__clk_srec *r = u->srec;
     uint32_t a = u->start, b = u->end, cap = u->rec_cap;
     int64_t base = u->base;
@@ -803,32 +797,32 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
 void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
                           int first)
 {
-    small_push(s, u, ts, delta, hf, value, first);
+    light_push(s, u, ts, delta, hf, value, first);
 }
 
-void ic__clock_set_small_max(ic_clock_store *s, uint32_t n)
+void ic__clock_set_light_max(ic_clock_store *s, uint32_t n)
 {
-    IC_ASSERT(s->n_users == 0 && n <= IC__CLK_SMALL_MAX && (n == 0 || s->small_max));
-    s->small_max = n;
+    IC_ASSERT(s->n_users == 0 && n <= IC__CLK_LIGHT_MAX && (n == 0 || s->light_max));
+    s->light_max = n;
 }
 
 typedef struct {
     uint64_t value;
     double score; /* sum of the window's deltas, in time order */
     unsigned hf;
-} small_acc;
+} light_acc;
 
-_Static_assert(IC__CLK_SMALL_MAX < 255, "a light user's sums are indexed by bytes");
+_Static_assert(IC__CLK_LIGHT_MAX < 255, "a light user's sums are indexed by bytes");
 
 /* The clock of light user u over [a, b) into out: the window's records
  * summed per (list, value) in time order (a byte-indexed hash table), then
  * each list's top k (a chain per list), lists in order of first
  * appearance. O(records + 96). Returns 1 if a record lies in the window. */
-static int small_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a, int64_t b, ic_clock_view *out)
+static int light_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a, int64_t b, ic_clock_view *out)
 {
-    enum { SLOTS = 2 * IC__CLK_SMALL_MAX }; /* a power of 2 */
-    small_acc acc[IC__CLK_SMALL_MAX];
-    uint8_t slot[SLOTS], head[IC__CLK_HF], next[IC__CLK_SMALL_MAX]; /* acc index + 1, 0 = none */
+    enum { SLOTS = 2 * IC__CLK_LIGHT_MAX }; /* a power of 2 */
+    light_acc acc[IC__CLK_LIGHT_MAX];
+    uint8_t slot[SLOTS], head[IC__CLK_HF], next[IC__CLK_LIGHT_MAX]; /* acc index + 1, 0 = none */
     memset(slot, 0, sizeof slot);
     const ic__clk_srec *r = u->srec;
     const int64_t ra = a - u->base, rb = b - u->base;
@@ -842,7 +836,7 @@ static int small_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a
         const uint64_t v = r[i].value;
         unsigned p = (unsigned)((v + hf * 0x9E3779B97F4A7C15ull) * 0xff51afd7ed558ccdull >> 52) & (SLOTS - 1);
         while (slot[p] && !(acc[slot[p] - 1].value == v && acc[slot[p] - 1].hf == hf)) p = (p + 1) & (SLOTS - 1);
-        if (!slot[p]) acc[n] = (small_acc){v, 0, hf}, slot[p] = (uint8_t)++n;
+        if (!slot[p]) acc[n] = (light_acc){v, 0, hf}, slot[p] = (uint8_t)++n;
         acc[slot[p] - 1].score += r[i].delta;
     }
     memset(head, 0, sizeof head);
@@ -910,21 +904,21 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
     for (int a = 0; a < s->cfg.n_actions; a++) d += s->weight[a] * (double)ev->action[a];
     float delta = (float)d;
     unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min);
-    if (is_small(u)) {
+    if (is_light(u)) {
         unsigned nv = 0;
         for (int f = 0; f < s->F; f++) {
             int fi = s->cfg.clock_field[f];
             IC_ASSERT(ev->voff[fi] <= ev->voff[fi + 1] && ev->voff[fi + 1] <= IC_MAX_VALUES);
             for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) nv += ev->val[j] != 0;
         }
-        if (u->end - u->start + (nv ? nv : 1) <= s->small_max) {
+        if (u->end - u->start + (nv ? nv : 1) <= s->light_max) {
             int first = 1;
             for (int f = 0; f < s->F; f++) {
                 int fi = s->cfg.clock_field[f];
                 for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++)
-                    if (ev->val[j]) small_push(s, u, ev->ts, delta, h * (unsigned)s->F + (unsigned)f, ev->val[j], first), first = 0;
+                    if (ev->val[j]) light_push(s, u, ev->ts, delta, h * (unsigned)s->F + (unsigned)f, ev->val[j], first), first = 0;
             }
-            if (first) small_push(s, u, ev->ts, delta, IC__CLK_SNONE, 0, 1);
+            if (first) light_push(s, u, ev->ts, delta, IC__CLK_SNONE, 0, 1);
             sweep_one(s, horizon);
             return IC_OK;
         }
@@ -982,19 +976,19 @@ _Static_assert(((sizeof(ic__clk_row) + 4 * IC_MAX_TOPK + 7) & ~7) + 8 * IC_MAX_T
                "a row at the largest k fits a view's list (ic__clk_row_bytes)");
 _Static_assert(offsetof(ic__clk_row, n) == 0 && sizeof(ic__clk_row) == 4, "a view list: n, 3 bytes, scores");
 
-/* Sets out's header for s (the lists are left as they are). */
-static void view_head(const ic_clock_store *s, ic_clock_view *out, unsigned n_lists)
+/* Sets out's header for s, with no list yet (the index is left as it is). */
+static void view_head(const ic_clock_store *s, ic_clock_view *out)
 {
     out->n_fields = s->F;
     out->k = s->k;
     out->list_bytes = (uint16_t)s->row_bytes;
     out->val_off = (uint16_t)s->val_off;
-    out->n_lists = (uint16_t)n_lists;
+    out->n_lists = 0;
 }
 
 int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, ic_clock_view *out)
 {
-    view_head(s, out, 0);
+    view_head(s, out);
     memset(out->list, 0, sizeof out->list);
     if (!ts_ok(t)) return 0; /* (contract: sees nothing) */
     int64_t a, b;
@@ -1005,7 +999,7 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     ic__clk_user *u = ic__clock_user_find(s, user);
     if (!u) return 0;
     s->recent = (size_t)(u - s->users);
-    if (is_small(u)) return small_query(s, u, a, b, out);
+    if (is_light(u)) return light_query(s, u, a, b, out);
     user_window(s, u, a, b);
     for (int w = 0; w < 2; w++)
         for (uint64_t bits = u->dirty[w]; bits; bits &= bits - 1)

@@ -30,8 +30,8 @@
  *                       ent[].score.
  * dirty[] marks the lists whose cached top-k is stale.
  *
- * A light user (blk == NULL: "small") has no block: until its live
- * records pass s->small_max it keeps only srec[start .. end), one per
+ * A light user (blk == NULL) has no block: until its live
+ * records pass s->light_max it keeps only srec[start .. end), one per
  * (event, clock value) with the value inline, and a query sums its window
  * from them (clock.c, "Light users"). lo, hi, n_in and the block's fields
  * are unused then. */
@@ -68,8 +68,8 @@ _Static_assert(IC__CLK_HF < IC__CLK_SNONE, "a list index fits 7 bits");
 static inline uint32_t ic__srec_t(const ic__clk_srec *r) { return r->tf & ((1u << IC__CLK_STBITS) - 1); }
 static inline unsigned ic__srec_hf(const ic__clk_srec *r) { return (r->tf >> IC__CLK_STBITS) & 127u; }
 static inline int ic__srec_first(const ic__clk_srec *r) { return (int)(r->tf >> 31); }
-/* The most records a light user may keep (s->small_max <= this). */
-#define IC__CLK_SMALL_MAX 64u
+/* The most records a light user may keep (s->light_max <= this). */
+#define IC__CLK_LIGHT_MAX 64u
 
 typedef struct {
     uint64_t value;  /* value id */
@@ -129,8 +129,8 @@ struct ic_clock_store {
     size_t sweep;             /* round-robin cursor of the expiry sweep */
     size_t recent;            /* users[] index of the last queried user: the
                                * engine queries a user, then applies its event */
-    uint32_t small_max;       /* records a light user keeps before it gets a
-                               * block (IC__CLK_SMALL_MAX; 0: every user has one) */
+    uint32_t light_max;       /* records a light user keeps before it gets a
+                               * block (IC__CLK_LIGHT_MAX; 0: every user has one) */
 };
 
 /* Where a row's values start for top-k k: after the fixed part and k
@@ -140,13 +140,14 @@ static inline size_t ic__clk_val_off(int k) { return (sizeof(ic__clk_row) + 4 * 
 static inline size_t ic__clk_row_bytes(int k) { return ic__clk_val_off(k) + 8 * (size_t)k; }
 
 /* For tests: sets the records a light user keeps before it gets a block
- * (0..IC__CLK_SMALL_MAX; 0: none is light). Only on an empty store. */
-void ic__clock_set_small_max(ic_clock_store *s, uint32_t n);
+ * (0..IC__CLK_LIGHT_MAX; 0: none is light). Only on an empty store. */
+void ic__clock_set_light_max(ic_clock_store *s, uint32_t n);
 /* Gives light user u a block (its records become ordinary ones, none yet
- * inside a window); no-op for a user that has one. May move nothing else. */
+ * inside a window); no-op for a user that has one. Other users stay where
+ * they are. */
 void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u);
 
-/* Appends a record to light user u (at most s->small_max records in all;
+/* Appends a record to light user u (at most s->light_max records in all;
  * ts >= its newest; hf IC__CLK_SNONE with value 0 for an event without
  * clock values; first: the record starts its event). */
 void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,

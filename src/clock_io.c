@@ -49,10 +49,10 @@ static void write_config(ic_bwriter *w, const ic_config *cfg)
  * pairs as the entries, in order of first appearance. */
 static void write_light_user(ic_bwriter *w, const ic__clk_user *u)
 {
-    uint64_t value[IC__CLK_SMALL_MAX];
-    uint16_t hf[IC__CLK_SMALL_MAX];
-    uint32_t ref[IC__CLK_SMALL_MAX], n_ent = 0, n_rec = u->end - u->start;
-    IC_ASSERT(n_rec <= IC__CLK_SMALL_MAX);
+    uint64_t value[IC__CLK_LIGHT_MAX];
+    uint16_t hf[IC__CLK_LIGHT_MAX];
+    uint32_t ref[IC__CLK_LIGHT_MAX], n_ent = 0, n_rec = u->end - u->start;
+    IC_ASSERT(n_rec <= IC__CLK_LIGHT_MAX);
     for (uint32_t i = 0; i < n_rec; i++) {
         const ic__clk_srec *r = &u->srec[u->start + i];
         uint32_t e = IC__CLK_NONE;
@@ -189,7 +189,7 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, load_scratch *sc, i
         return corrupt(r, err, "counts larger than the file", id);
     if (ic__clock_user_find(s, id)) return corrupt(r, err, "user saved twice", id);
     ic__clk_user *u = ic__clock_user_add(s, id); /* light when the store has light users */
-    const int light = s->small_max && n_rec <= s->small_max;
+    const int light = s->light_max && n_rec <= s->light_max;
     if (!light) ic__clock_user_to_big(s, u);
     if ((size_t)n_ent + 1 > sc->cap) {
         sc->cap = (size_t)n_ent + 1;

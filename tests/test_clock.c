@@ -156,12 +156,12 @@ static rlog random_log(uint64_t seed, size_t n, int n_users, int days, int windo
  * queries again at the same second (the event must not be seen). At the end,
  * queries every user at later and later times (expiry of inactive users).
  * Returns the number of non-empty places compared. */
-static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r, uint32_t small_max)
+static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r, uint32_t light_max)
 {
     ic_clock_store *s;
     ic_error err;
     assert_int_equal(ic_clock_create(&s, cfg, &err), IC_OK);
-    ic__clock_set_small_max(s, small_max);
+    ic__clock_set_light_max(s, light_max);
     long places = 0;
     for (size_t i = 0; i < L->n; i++) {
         const ic_event *e = &L->ev[i];
@@ -179,9 +179,9 @@ static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r, uin
      * few records allowed, every user may have changed). */
     size_t light = 0;
     for (size_t i = 0; i < s->n_users; i++) light += s->users[i].blk == NULL;
-    if (small_max == 0) assert_int_equal(light, 0);
+    if (light_max == 0) assert_int_equal(light, 0);
     else assert_true(light < s->n_users);
-    if (small_max == IC__CLK_SMALL_MAX) assert_true(light > 0);
+    if (light_max == IC__CLK_LIGHT_MAX) assert_true(light > 0);
     int64_t end = L->ev[L->n - 1].ts + 1;
     for (int64_t dt = 0; dt <= (int64_t)(cfg->window_days + 2) * DAY; dt += DAY / 4 + 1)
         for (int u = 0; u < L->n_users; u++)
@@ -192,7 +192,7 @@ static long replay_and_check(const ic_config *cfg, const rlog *L, ic_rng *r, uin
 
 /* Records a light user keeps before it gets a block: the store's default,
  * none (every user has a block), and few (users change often). */
-static const uint32_t SMALL_MAXES[3] = {IC__CLK_SMALL_MAX, 0, 4};
+static const uint32_t LIGHT_MAXES[3] = {IC__CLK_LIGHT_MAX, 0, 4};
 
 static void base_config(ic_config *cfg, int window_days, int k, ic_refresh mode)
 {
@@ -225,7 +225,7 @@ static void test_property_default_weights(void **state)
          * kinds and the change), every user with a block, and users that
          * get one after 4 records (many changes, mid-window). */
         for (int sm = 0; sm < 3; sm++) {
-            long places = replay_and_check(&cfg, &L, &r, SMALL_MAXES[sm]);
+            long places = replay_and_check(&cfg, &L, &r, LIGHT_MAXES[sm]);
             /* Guard against a vacuous pass: most compared clocks were non-empty. */
             assert_true(places > 20000);
         }
@@ -248,10 +248,10 @@ static void test_property_other_shapes(void **state)
         const float w[4] = {0.5f, 2.0f, -1.0f, -0.25f};
         for (int a = 0; a < 4; a++) cfg.action[a].weight = w[a];
         rlog L = random_log(7 + (uint64_t)mode, 3000, 9, 0, 1);
-        for (int sm = 0; sm < 3; sm++) assert_true(replay_and_check(&cfg, &L, &r, SMALL_MAXES[sm]) > 10000);
+        for (int sm = 0; sm < 3; sm++) assert_true(replay_and_check(&cfg, &L, &r, LIGHT_MAXES[sm]) > 10000);
         /* k = 8 (every value fits), window 5 days. */
         base_config(&cfg, 5, IC_MAX_TOPK, mode ? IC_REFRESH_DAILY : IC_REFRESH_REALTIME);
-        for (int sm = 0; sm < 3; sm++) assert_true(replay_and_check(&cfg, &L, &r, SMALL_MAXES[sm]) > 10000);
+        for (int sm = 0; sm < 3; sm++) assert_true(replay_and_check(&cfg, &L, &r, LIGHT_MAXES[sm]) > 10000);
         free(L.ev);
     }
 }
@@ -431,7 +431,7 @@ static void test_inactive_users_forgotten(void **state)
     for (int light = 1; light >= 0; light--) {
         ic_config cfg;
         ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
-        ic__clock_set_small_max(s, light ? IC__CLK_SMALL_MAX : 0);
+        ic__clock_set_light_max(s, light ? IC__CLK_LIGHT_MAX : 0);
         ic_error err;
         const int64_t T = 1700000000;
         for (int j = 0; j < 5; j++)
