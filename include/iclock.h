@@ -420,7 +420,11 @@ void ic_clock_free(ic_clock_store *s);
 
 /* Applies one event. Events must come in non-decreasing time order
  * (IC_ERR_ORDER otherwise; the store is unchanged); a time beyond
- * +-IC_CLOCK_MAX_TS is IC_ERR_ARG (the store is unchanged). */
+ * +-IC_CLOCK_MAX_TS is IC_ERR_ARG (the store is unchanged). A user holds
+ * at most 2^24 - 2 distinct (hour, field, value) pairs in its window: an
+ * event that would take it past is IC_ERR_ARG and adds nothing, but the
+ * store's time moves to it (as for an applied event: later events must
+ * not be earlier). */
 #define IC_CLOCK_MAX_TS ((int64_t)1 << 62)
 ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err);
 

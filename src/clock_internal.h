@@ -18,7 +18,10 @@
  *                       an even count so the entries stay 8-byte aligned
  *   ent[ent_cap]        one per (hour, field, value) seen: running score,
  *                       linked into its (hour, field) list
- *   slot[slot_cap]      open addressing (hf, value) -> entry index + 1
+ *   slot[slot_cap]      open addressing (hf, value) -> entry index + 1 in
+ *                       the low IC__CLK_SLOT_BITS bits, the top 8 bits of
+ *                       the pair's hash above (a probe reads an entry only
+ *                       when they match)
  * and in a block of its own, so that a ring resize copies only records
  * and a move of the clock part none (1-1.5 x its live records, below):
  *   rec[rec_cap]        rec[start .. end) every retained contribution, in
@@ -68,6 +71,10 @@ _Static_assert(IC__CLK_HF < IC__CLK_SNONE, "a list index fits 7 bits");
 static inline uint32_t ic__srec_t(const ic__clk_srec *r) { return r->tf & ((1u << IC__CLK_STBITS) - 1); }
 static inline unsigned ic__srec_hf(const ic__clk_srec *r) { return (r->tf >> IC__CLK_STBITS) & 127u; }
 static inline int ic__srec_first(const ic__clk_srec *r) { return (int)(r->tf >> 31); }
+/* The most (hour, field, value) entries a user with a block may hold: the
+ * entry index + 1 fits a hash slot's low 24 bits. */
+#define IC__CLK_SLOT_BITS 24
+#define IC__CLK_ENT_MAX ((1u << IC__CLK_SLOT_BITS) - 2)
 /* The most records a light user may keep (s->light_max <= this). */
 #define IC__CLK_LIGHT_MAX 64u
 
@@ -131,6 +138,7 @@ struct ic_clock_store {
                                * engine queries a user, then applies its event */
     uint32_t light_max;       /* records a light user keeps before it gets a
                                * block (IC__CLK_LIGHT_MAX; 0: every user has one) */
+    uint32_t ent_max;         /* entries a user may hold (IC__CLK_ENT_MAX) */
 };
 
 /* Where a row's values start for top-k k: after the fixed part and k
@@ -142,6 +150,9 @@ static inline size_t ic__clk_row_bytes(int k) { return ic__clk_val_off(k) + 8 * 
 /* For tests: sets the records a light user keeps before it gets a block
  * (0..IC__CLK_LIGHT_MAX; 0: none is light). Only on an empty store. */
 void ic__clock_set_light_max(ic_clock_store *s, uint32_t n);
+/* For tests: sets the entries a user may hold (IC__CLK_LIGHT_MAX ..
+ * IC__CLK_ENT_MAX). */
+void ic__clock_set_ent_max(ic_clock_store *s, uint32_t n);
 /* Gives light user u a block (its records become ordinary ones, none yet
  * inside a window); no-op for a user that has one. Other users stay where
  * they are. */

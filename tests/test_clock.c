@@ -421,6 +421,44 @@ static void test_long_window_no_light_users(void **state)
     ic_clock_free(s);
 }
 
+/* A user may hold at most ent_max (hour, field, value) pairs (2^24 - 2 in
+ * a store; 100 here): an event that would take it past is IC_ERR_ARG,
+ * names the user and adds nothing; events whose values it holds, or
+ * whose pairs fit once old ones left the window, are applied. */
+static void test_entry_limit(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    ic_clock_store *s = new_store(&cfg, 2, 3, IC_REFRESH_REALTIME);
+    ic__clock_set_light_max(s, 0);
+    ic__clock_set_ent_max(s, IC__CLK_LIGHT_MAX + 36); /* 100 */
+    ic_error err;
+    const int64_t T = 1700000000;
+    /* 33 events at one hour, 3 new values each: 99 pairs. */
+    for (int i = 0; i < 33; i++) {
+        ic_event e = simple_event(T + i, 0, 5, 1000 + (uint64_t)i, 2000 + (uint64_t)i, 3000 + (uint64_t)i);
+        assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+    }
+    ic_clock_view before, after;
+    assert_int_equal(ic_clock_query(s, 5, T + 40, 0, &before), 1);
+    ic_event over = simple_event(T + 40, 0, 5, 1100, 2100, 3100); /* 3 more: 102 */
+    assert_int_equal(ic_clock_apply(s, &over, &err), IC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "0000000000000005"));
+    assert_int_equal(ic_clock_query(s, 5, T + 41, 0, &after), 1);
+    assert_true(views_equal(&before, &after, "nothing added"));
+    ic_event known = simple_event(T + 41, 0, 5, 1000, 2000, 3000); /* held: applied */
+    assert_int_equal(ic_clock_apply(s, &known, &err), IC_OK);
+    ic_event one = simple_event(T + 42, 0, 5, 1000, 2000, 3999); /* 1 new: 100 */
+    assert_int_equal(ic_clock_apply(s, &one, &err), IC_OK);
+    /* Five days later the old pairs are gone (kept W + 2 days): room again. */
+    ic_event later = simple_event(T + 5 * DAY, 0, 5, 1100, 2100, 3100);
+    assert_int_equal(ic_clock_apply(s, &later, &err), IC_OK);
+    assert_int_equal(ic_clock_query(s, 5, T + 5 * DAY + 1, 0, &after), 1);
+    int h = ic_local_hour(T + 5 * DAY, 0);
+    assert_true(ic_clock_view_n(&after, h, 0) == 1 && ic_clock_view_values(&after, h, 0)[0] == 1100);
+    ic_clock_free(s);
+}
+
 /* ---- memory -------------------------------------------------------------------- */
 
 /* Users whose records all left the window are forgotten and their memory
@@ -931,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_property_default_weights),
         cmocka_unit_test(test_property_other_shapes),
         cmocka_unit_test(test_long_window_no_light_users),
+        cmocka_unit_test(test_entry_limit),
         cmocka_unit_test(test_inactive_users_forgotten),
         cmocka_unit_test(test_memory_steady_state),
         cmocka_unit_test(test_time_base_moves),
