@@ -763,9 +763,9 @@ static void light_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
     u->rec_cap = cap;
 }
 
-/* Appends a record (the caller made sure live + 1 <= light_max). */
-static void light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
-                       int first)
+/* (clock_internal.h; apply made sure live + 1 <= light_max.) */
+void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
+                          int first)
 {
     IC_ASSERT(is_light(u) && u->end - u->start < s->light_max);
     if (u->start == u->end) u->start = u->end = 0, u->base = u->oldest = ts;
@@ -811,12 +811,6 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
         ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, ref | (ic__srec_first(&r[i]) ? IC__CLK_FIRST : 0));
     }
     ic__pool_release(s->pool, r, (size_t)cap * sizeof *r);
-}
-
-void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
-                          int first)
-{
-    light_push(s, u, ts, delta, hf, value, first);
 }
 
 void ic__clock_set_ent_max(ic_clock_store *s, uint32_t n)
@@ -958,9 +952,11 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
             for (int f = 0; f < s->F; f++) {
                 int fi = s->cfg.clock_field[f];
                 for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++)
-                    if (ev->val[j]) light_push(s, u, ev->ts, delta, h * (unsigned)s->F + (unsigned)f, ev->val[j], first), first = 0;
+                    if (ev->val[j])
+                        ic__clock_light_push(s, u, ev->ts, delta, h * (unsigned)s->F + (unsigned)f, ev->val[j], first),
+                            first = 0;
             }
-            if (first) light_push(s, u, ev->ts, delta, IC__CLK_SNONE, 0, 1);
+            if (first) ic__clock_light_push(s, u, ev->ts, delta, IC__CLK_SNONE, 0, 1);
             sweep_one(s, horizon);
             return IC_OK;
         }
