@@ -23,6 +23,12 @@
  *   simulator's log and times nothing; any other value times nothing.
  *   BENCH_CLOCK_CHECK=0 skips the check and the reference (for counting
  *   runs under valgrind, scripts/clock_counts.sh).
+ *   BENCH_CLOCK_WARM=MB first maps, writes and unmaps MB MiB, so that the
+ *   store then grows into memory the host has already backed (as in a
+ *   long-running server): this VM's host backs a page at its first touch
+ *   in a process's life, at up to ~4 ms per 2 MiB (docs/PERFORMANCE.md).
+ *   Each timed line gives the loop's user and system seconds and minor
+ *   faults apart, so the host's share is visible in either mode.
  *   BENCH_CLOCK_CLASSES=1 also times every event with the TSC (x86-64;
  *   ~2% overhead) and prints, per kind of user at the event (new, light,
  *   with a block and < 128 records, < 2048, heavier), its share of events
@@ -33,6 +39,8 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -245,6 +253,35 @@ static long check(const ic_config *cfg, const cevent *L, size_t n, size_t every)
  * (when on), the query at the event's time, then the apply. */
 #define CHUNK 512
 
+/* Seconds of user and system time of this thread so far, and its minor
+ * page faults. */
+static void thread_usage(double *user, double *sys, long *minflt)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    *user = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec;
+    *sys = (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    *minflt = ru.ru_minflt;
+}
+
+/* BENCH_CLOCK_WARM: writes mb MiB of fresh memory (huge pages asked for,
+ * as the store's pool does) and gives it back, so that the pages the
+ * store touches next are ones the host has backed already. */
+static void warm_memory(size_t mb)
+{
+    size_t bytes = mb << 20;
+    char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        fprintf(stderr, "bench_clock: BENCH_CLOCK_WARM: cannot map %zu MiB\n", mb);
+        exit(1);
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(m, bytes, MADV_HUGEPAGE);
+#endif
+    memset(m, 1, bytes);
+    munmap(m, bytes);
+}
+
 static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, size_t n, int prefetch)
 {
     /* Runs after the first in this process find their pages already backed
@@ -252,6 +289,9 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
      * of every page the store grows into (bench_memory). */
     static int run_in_process = 0;
     run_in_process++;
+    const char *warm = getenv("BENCH_CLOCK_WARM");
+    const size_t warm_mb = warm ? strtoull(warm, NULL, 10) : 0;
+    if (warm_mb) warm_memory(warm_mb);
     ic_clock_store *s;
     ic_error err;
     if (ic_clock_create(&s, cfg, &err) != IC_OK) exit(1);
@@ -268,6 +308,9 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
     const int64_t steady_from = L[0].ts + ((int64_t)cfg->window_days + 2) * DAY;
     size_t steady_off = n;
     double t_steady = 0;
+    double u0, s0, u1, s1;
+    long f0, f1;
+    thread_usage(&u0, &s0, &f0);
     double w0 = now(), t0 = cpu_now();
     for (size_t off = 0; off < n; off += CHUNK) {
         size_t m = n - off < CHUNK ? n - off : CHUNK;
@@ -294,15 +337,18 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
         }
     }
     double t1 = cpu_now(), dt = t1 - t0, wall = now() - w0;
+    thread_usage(&u1, &s1, &f1);
     double steady_rate = steady_off < n ? (double)(n - steady_off) / (t1 - t_steady) : 0;
     size_t bytes = ic_clock_bytes(s), users = ic_clock_n_users(s);
     printf("{\"bench\":\"clock_apply_query\",\"log\":\"%s\",\"mode\":\"%s\",\"prefetch\":%s,\"events\":%zu,\"cpu_seconds\":%.3f,"
            "\"wall_seconds\":%.3f,\"events_per_s\":%.0f,\"ns_per_event\":%.1f,\"nonempty_queries\":%ld,\"users\":%zu,"
            "\"bytes\":%zu,\"bytes_per_user\":%.0f,\"k\":%d,\"fields\":%d,\"window_days\":%d,"
-           "\"steady_events\":%zu,\"steady_events_per_s\":%.0f,\"run_in_process\":%d}\n",
+           "\"steady_events\":%zu,\"steady_events_per_s\":%.0f,\"run_in_process\":%d,\"warm_mb\":%zu,"
+           "\"user_seconds\":%.3f,\"sys_seconds\":%.3f,\"minor_faults\":%ld}\n",
            log, cfg->refresh == IC_REFRESH_DAILY ? "daily" : "realtime", prefetch ? "true" : "false", n, dt, wall,
            n / dt, 1e9 * dt / n, filled, users, bytes, (double)bytes / (double)(users ? users : 1),
-           cfg->top_k, cfg->n_clock, cfg->window_days, n - steady_off, steady_rate, run_in_process);
+           cfg->top_k, cfg->n_clock, cfg->window_days, n - steady_off, steady_rate, run_in_process, warm_mb, u1 - u0,
+           s1 - s0, f1 - f0);
     if (by_kind) print_kinds(log, kinds, n);
     free(v);
     free(ev);
