@@ -303,7 +303,10 @@ static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_
 
 /* Stage 3: the block's lines the event will touch: the list index, the
  * rows (copied out by the query), the ring around the window's ends and its
- * end, the hash slots of the event's values. */
+ * end, the hash slots of the event's values. The stages call the
+ * out-of-line ic_local_hour on purpose: with the inline ic__local_hour here
+ * (as apply has it) the hint ran 314 fewer instructions an event but the
+ * whole loop 6-13% slower, in alternating runs (docs/PERFORMANCE.md). */
 static void pf_block(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
@@ -472,11 +475,10 @@ static void row_add(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
     u->blk[hf] = ++u->n_rows;
 }
 
-uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, uint64_t value)
+/* Adds the entry (hf, value), whose hash is h and whose empty slot is pos
+ * (slot_find), with no records; may move u's block. */
+static uint32_t entry_add(ic_clock_store *s, ic__clk_user *u, unsigned hf, uint64_t value, uint64_t h, uint32_t pos)
 {
-    const uint64_t h = entry_hash(hf, value);
-    uint32_t pos, x = slot_find(u, hf, value, h, &pos);
-    if (x) return x - 1;
     IC_ASSERT(u->n_ent < s->ent_max); /* callers check (ic_clock_apply, the loader) */
     int new_row = u->blk[hf] == 0;
     blk_caps c = caps_of(u);
@@ -495,6 +497,13 @@ uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, ui
     u->slot[pos] = (e + 1) | slot_tag(h);
     u->n_dead++; /* no records yet: the caller references it */
     return e;
+}
+
+uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, uint64_t value)
+{
+    const uint64_t h = entry_hash(hf, value);
+    uint32_t pos, x = slot_find(u, hf, value, h, &pos);
+    return x ? x - 1 : entry_add(s, u, hf, value, h, pos);
 }
 
 /* Drops dead entries (no retained record) and the rows of lists left
@@ -566,30 +575,32 @@ static void rec_rebase(ic__clk_user *u, int64_t ts)
  * many again (twice as many, plus 8, while small). */
 static uint32_t rec_fit(uint32_t live) { return live < 64 ? 2 * live + 8 : live + live / 2; }
 
-/* The ring is full at its end: moves the live records to the front when
- * they fill at most two thirds of it (at most two records moved per push
- * until the next move), else grows it to 1.5 x the live records (2 x while
- * small). So the ring stays 1-1.5 x its live records in steady state
- * (memory is most of the store's cost on a fresh machine: a new page
+/* The ring has fewer than n places left at its end: moves the live
+ * records to the front when they fill at most two thirds of it and that
+ * leaves n places (at most two records moved per push until the next
+ * move), else gives it room for 1.5 x its live records and the n (2 x
+ * while small). So the ring stays 1-1.5 x its live records in steady
+ * state (memory is most of the store's cost on a fresh machine: a new page
  * costs a fault). */
-static void rec_make_room(ic_clock_store *s, ic__clk_user *u)
+static void rec_make_room(ic_clock_store *s, ic__clk_user *u, uint32_t n)
 {
     uint32_t live = u->end - u->start;
-    if (live * 3 <= u->rec_cap * 2 && u->start > 0) {
+    if (live * 3 <= u->rec_cap * 2 && u->start > 0 && u->rec_cap - live >= n) {
         rec_resize(s, u, u->rec_cap);
         return;
     }
     IC_ASSERT(u->rec_cap < (1u << 30));
-    rec_resize(s, u, rec_fit(live));
+    rec_resize(s, u, rec_fit(live + n));
 }
 
-void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, uint32_t ref)
+void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, const uint32_t *refs, uint32_t n)
 {
-    IC_ASSERT(u->start == u->end || ic__clock_rec_ts(u, u->end - 1) <= ts);
+    IC_ASSERT(n > 0 && (u->start == u->end || ic__clock_rec_ts(u, u->end - 1) <= ts));
     if (u->start == u->end) u->base = u->oldest = ts;
     else if ((uint64_t)ts - (uint64_t)u->base > UINT32_MAX) rec_rebase(u, ts);
-    if (u->end == u->rec_cap) rec_make_room(s, u);
-    u->rec[u->end++] = (ic__clk_rec){.t = (uint32_t)(ts - u->base), .delta = delta, .ref = ref};
+    if (u->rec_cap - u->end < n) rec_make_room(s, u, n);
+    const uint32_t t = (uint32_t)(ts - u->base);
+    for (uint32_t j = 0; j < n; j++) u->rec[u->end++] = (ic__clk_rec){.t = t, .delta = delta, .ref = refs[j]};
     u->newest = ts;
 }
 
@@ -815,7 +826,8 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
             ref = ic__clock_entry_get(s, u, ic__srec_hf(&r[i]), r[i].value);
             if (u->ent[ref].refs++ == 0) u->n_dead--;
         }
-        ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, ref | (ic__srec_first(&r[i]) ? IC__CLK_FIRST : 0));
+        ref |= ic__srec_first(&r[i]) ? IC__CLK_FIRST : 0;
+        ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, &ref, 1);
     }
     ic__pool_release(s->pool, r, (size_t)cap * sizeof *r);
 }
@@ -946,7 +958,7 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
     double d = 0;
     for (int a = 0; a < s->cfg.n_actions; a++) d += s->weight[a] * (double)ev->action[a];
     float delta = (float)d;
-    unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min);
+    unsigned h = (unsigned)ic__local_hour(ev->ts, ev->tz_min);
     if (is_light(u)) {
         unsigned nv = 0; /* the event's clock values */
         for (int f = 0; f < s->F; f++) {
@@ -973,19 +985,25 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
         return ic__fail(err, IC_ERR_ARG,
                         "clock: user %016llx would hold more than %u (hour, field, value) pairs in its window; "
                         "event at %lld not applied", (unsigned long long)ev->user, s->ent_max, (long long)ev->ts);
-    uint32_t first = IC__CLK_FIRST;
+    /* Its entries (found, or added), then its records in one push. */
+    uint32_t refs[IC_MAX_VALUES], n = 0, first = IC__CLK_FIRST;
     for (int f = 0; f < s->F; f++) {
         int fi = s->cfg.clock_field[f];
         IC_ASSERT(ev->voff[fi] <= ev->voff[fi + 1] && ev->voff[fi + 1] <= IC_MAX_VALUES);
         for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) {
-            if (!ev->val[j]) continue;
-            uint32_t e = ic__clock_entry_get(s, u, h * (unsigned)s->F + (unsigned)f, ev->val[j]);
+            const uint64_t v = ev->val[j];
+            if (!v) continue;
+            const unsigned hf = h * (unsigned)s->F + (unsigned)f;
+            const uint64_t hh = entry_hash(hf, v);
+            uint32_t pos, x = slot_find(u, hf, v, hh, &pos);
+            uint32_t e = x ? x - 1 : entry_add(s, u, hf, v, hh, pos);
             if (u->ent[e].refs++ == 0) u->n_dead--;
-            ic__clock_rec_push(s, u, ev->ts, delta, e | first);
+            refs[n++] = e | first;
             first = 0;
         }
     }
-    if (first) ic__clock_rec_push(s, u, ev->ts, delta, IC__CLK_NONE | IC__CLK_FIRST);
+    if (!n) refs[n++] = IC__CLK_NONE | IC__CLK_FIRST;
+    ic__clock_rec_push(s, u, ev->ts, delta, refs, n);
     sweep_one(s, horizon);
     return IC_OK;
 }
@@ -1160,7 +1178,7 @@ int ic__clock_query_ref(const ic_config *cfg, const ic_event *events, size_t n, 
         double d = 0;
         for (int j = 0; j < cfg->n_actions; j++) d += (double)cfg->action[j].weight * (double)ev->action[j];
         float delta = (float)d;
-        unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min);
+        unsigned h = (unsigned)ic__local_hour(ev->ts, ev->tz_min);
         for (int f = 0; f < F; f++) {
             int fi = cfg->clock_field[f];
             for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) {

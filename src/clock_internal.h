@@ -171,8 +171,10 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id);
 /* Entry index of (hf, value) in u, created with no records if new. May
  * move u's block (u->ent and the other block pointers change). */
 uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, uint64_t value);
-/* Appends a record (ts must be >= the last record's). May move u's block. */
-void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, uint32_t ref);
+/* Appends n > 0 records of one time and delta (an event's: ts must be >=
+ * the last record's), refs[j] each. Moves u's records (never its block)
+ * when they need room. */
+void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, const uint32_t *refs, uint32_t n);
 /* The time of u's record i (start <= i < end). */
 static inline int64_t ic__clock_rec_ts(const ic__clk_user *u, uint32_t i) { return u->base + u->rec[i].t; }
 

@@ -232,7 +232,8 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, load_scratch *sc, i
             e = sc->remap[e];
             if (u->ent[e].refs++ == 0) u->n_dead--;
         }
-        ic__clock_rec_push(s, u, ts, delta, e | (ref & IC__CLK_FIRST));
+        e |= ref & IC__CLK_FIRST;
+        ic__clock_rec_push(s, u, ts, delta, &e, 1);
     }
     return IC_OK;
 }

@@ -421,6 +421,48 @@ static void test_long_window_no_light_users(void **state)
     ic_clock_free(s);
 }
 
+/* Events with the most clock values an event may carry (IC_MAX_VALUES,
+ * some repeated), for users with a block from their first event (small
+ * record rings that must grow by more than one place at a time) and for
+ * light users that pass their limit within one event: every clock as the
+ * reference has it. */
+static void test_events_with_many_values(void **state)
+{
+    (void)state;
+    for (int light = 0; light < 2; light++) {
+        ic_config cfg;
+        ic_clock_store *s = new_store(&cfg, 2, 3, IC_REFRESH_REALTIME);
+        if (!light) ic__clock_set_light_max(s, 0);
+        ic_error err;
+        enum { N = 40 };
+        ic_event log[N];
+        const int64_t T = 1700000000;
+        const int per_field[3] = {20, 8, 4}; /* 32 = IC_MAX_VALUES */
+        _Static_assert(20 + 8 + 4 == IC_MAX_VALUES, "fills an event");
+        long places = 0;
+        for (int i = 0; i < N; i++) {
+            ic_event *e = &log[i];
+            memset(e, 0, sizeof *e);
+            e->ts = T + (int64_t)i * 5400, e->tz_min = 60, e->user = 9 + (uint64_t)(i % 2), e->item = 1;
+            int n = 0;
+            for (int f = 0; f < 3; f++) {
+                e->voff[f] = (uint8_t)n;
+                for (int j = 0; j < per_field[f]; j++) /* values shift with i; the last repeats the first */
+                    e->val[n++] = 100 * (uint64_t)(f + 1) + (uint64_t)((j + i) % (per_field[f] - 1));
+            }
+            for (int f = 3; f <= IC_MAX_FIELDS; f++) e->voff[f] = (uint8_t)n;
+            e->action[0] = 1, e->action[2] = (float)(i % 3 == 0);
+            places += check_query(s, &cfg, log, (size_t)i, e->user, e->ts, e->tz_min);
+            assert_int_equal(ic_clock_apply(s, e, &err), IC_OK);
+            places += check_query(s, &cfg, log, (size_t)i + 1, e->user, e->ts + 1, e->tz_min);
+        }
+        assert_true(places > 1000);
+        /* The light run's users passed their 64 records within an event. */
+        assert_non_null(ic__clock_user_find(s, 9)->blk);
+        ic_clock_free(s);
+    }
+}
+
 /* A user may hold at most ent_max (hour, field, value) pairs (2^24 - 2 in
  * a store; 100 here): an event that would take it past is IC_ERR_ARG,
  * names the user and adds nothing; events whose values it holds, or
@@ -969,6 +1011,7 @@ int main(void)
         cmocka_unit_test(test_property_default_weights),
         cmocka_unit_test(test_property_other_shapes),
         cmocka_unit_test(test_long_window_no_light_users),
+        cmocka_unit_test(test_events_with_many_values),
         cmocka_unit_test(test_entry_limit),
         cmocka_unit_test(test_inactive_users_forgotten),
         cmocka_unit_test(test_memory_steady_state),
