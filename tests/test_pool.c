@@ -1,7 +1,8 @@
 /* test_pool.c: the block pool (pool.c): class sizes, alignment, reuse of
- * released blocks, blocks above 1 MiB, resizing that keeps contents
- * (copied, same class, remapped), and that many live blocks written with
- * their own patterns never overlap. */
+ * released blocks, splitting and merging of free blocks, blocks above 1
+ * MiB, resizing that keeps contents (copied, same class, in place,
+ * remapped), and that many live blocks written with their own patterns
+ * never overlap, also under random churn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,10 +108,11 @@ static void test_reuse(void **state)
     ic__pool_free(p);
 }
 
-/* A request whose class has no free block takes a free block up to four
- * classes larger before fresh memory: its front, the rest becoming free
- * blocks of the largest classes that fit (1792 = 1024 + 768). */
-static void test_split_larger(void **state)
+/* A request whose class has no free block takes a larger free block's
+ * front, the rest staying free for the next (1792 = 1024 + 768); released
+ * neighbours merge, so three released 1 KiB blocks serve a 3 KiB request
+ * in their place, without fresh memory. */
+static void test_split_and_merge(void **state)
 {
     (void)state;
 #if !defined(__SANITIZE_ADDRESS__)
@@ -126,18 +128,119 @@ static void test_split_larger(void **state)
     assert_int_equal(ic__pool_bytes(p), mapped);
     fill(b, 1000, 1), fill(c, 700, 2);
     assert_true(check(b, 1000, 1) && check(c, 700, 2));
-    /* A block more than four classes larger is not cut. */
-    char *big = ic__pool_alloc(p, 8192);
-    ic__pool_release(p, big, 8192);
-    char *small = ic__pool_alloc(p, 2048);
-    assert_true(small < big || small >= big + 8192);
-    ic__pool_release(p, small, 2048);
-    /* Released halves come back as their own classes. */
+    /* Released neighbours merge into one block: b (1024) and c (768), in
+     * either order of release, serve 1792 in their place. */
     ic__pool_release(p, c, 700);
-    assert_ptr_equal(ic__pool_alloc(p, 768), c);
+    ic__pool_release(p, b, 1000);
+    char *e = ic__pool_alloc(p, 1792);
+    assert_ptr_equal(e, a);
+    /* Three in a row, the middle one released last. */
+    char *x[4];
+    for (int i = 0; i < 4; i++) x[i] = ic__pool_alloc(p, 1024);
+    for (int i = 0; i < 3; i++) assert_ptr_equal(x[i + 1], x[i] + 1024);
+    ic__pool_release(p, x[0], 1024);
+    ic__pool_release(p, x[2], 1024);
+    ic__pool_release(p, x[1], 1024);
+    mapped = ic__pool_bytes(p);
+    char *f = ic__pool_alloc(p, 3072);
+    assert_ptr_equal(f, x[0]);
+    assert_int_equal(ic__pool_bytes(p), mapped);
+    fill(f, 3072, 3), fill(x[3], 1024, 4);
+    assert_true(check(f, 3072, 3) && check(x[3], 1024, 4));
+    ic__pool_release(p, f, 3072);
+    ic__pool_release(p, x[3], 1024);
+    ic__pool_release(p, e, 1792);
+    ic__pool_release(p, d, 64);
+    ic__pool_release(p, guard, 64);
+    assert_int_equal(ic__pool_in_use(p), 0);
+    ic__pool_free(p);
+#endif
+}
+
+/* A block grows in place into a free right neighbour (the rest of it
+ * staying free) and shrinks in place, giving its tail back: its address
+ * and contents stay. */
+static void test_resize_in_place(void **state)
+{
+    (void)state;
+#if !defined(__SANITIZE_ADDRESS__)
+    ic__pool *p = ic__pool_create();
+    char *a = ic__pool_alloc(p, 1024), *n = ic__pool_alloc(p, 4096), *guard = ic__pool_alloc(p, 64);
+    fill(a, 1024, 5);
+    ic__pool_release(p, n, 4096);
+    char *g = ic__pool_resize(p, a, 1024, 2048, 1024); /* takes 1024 of the 4096 after it */
+    assert_ptr_equal(g, a);
+    assert_true(check(g, 1024, 5));
+    assert_int_equal(ic__pool_in_use(p), 2048 + 64);
+    char *r = ic__pool_alloc(p, 3072); /* the neighbour's rest */
+    assert_ptr_equal(r, a + 2048);
+    char *s2 = ic__pool_resize(p, g, 2048, 640, 640); /* shrinks: its tail is free again */
+    assert_ptr_equal(s2, a);
+    assert_true(check(s2, 640, 5));
+    assert_ptr_equal(ic__pool_alloc(p, 1280), a + 640); /* of the 1408 bytes freed */
+    /* No room on the right: moved, contents kept. */
+    fill(s2, 640, 6);
+    char *m = ic__pool_resize(p, s2, 640, 4000, 640);
+    assert_ptr_not_equal(m, a);
+    assert_true(check(m, 640, 6));
     (void)guard;
     ic__pool_free(p);
 #endif
+}
+
+/* Random allocations, releases and resizes of blocks up to 40 KB, each
+ * block written with its own pattern and checked before it changes: no
+ * block overlaps another through any split, merge or in-place resize, and
+ * after all are released the pool's memory is one free run per chunk (a
+ * block of the largest size fits without fresh memory). */
+static void test_random_churn(void **state)
+{
+    (void)state;
+    enum { N = 2000, STEPS = 60000 };
+    ic__pool *p = ic__pool_create();
+    char *b[N] = {0};
+    size_t len[N] = {0};
+    unsigned seed[N] = {0};
+    uint64_t r = 88172645463325252ull;
+    for (unsigned step = 0; step < STEPS; step++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        unsigned i = (unsigned)(r % N);
+        size_t want = 1 + (size_t)((r >> 20) % (r >> 60 ? 3000 : 40000));
+        if (!b[i]) {
+            b[i] = ic__pool_alloc(p, want);
+            len[i] = want, seed[i] = step;
+            fill(b[i], want, step);
+        } else {
+            assert_true(check(b[i], len[i], seed[i]));
+            if ((r >> 40) % 3 == 0) {
+                ic__pool_release(p, b[i], len[i]);
+                b[i] = NULL;
+            } else {
+                size_t keep = len[i] < want ? len[i] : want;
+                b[i] = ic__pool_resize(p, b[i], len[i], want, keep);
+                assert_true(check(b[i], keep, seed[i]));
+                len[i] = want, seed[i] = step;
+                fill(b[i], want, step);
+            }
+        }
+        assert_int_equal((uintptr_t)(b[i] ? b[i] : (char *)0) % 64, 0);
+    }
+    size_t used = 0;
+    for (unsigned i = 0; i < N; i++)
+        if (b[i]) assert_true(check(b[i], len[i], seed[i])), used += ic__pool_class_bytes(len[i]);
+    assert_int_equal(ic__pool_in_use(p), used);
+    for (unsigned i = 0; i < N; i++) ic__pool_release(p, b[i], len[i]);
+    assert_int_equal(ic__pool_in_use(p), 0);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* Everything merged back: a block as large as the pool's first chunk
+     * (2 MiB, in its own class list or the bump space) comes without
+     * mapping more. */
+    size_t mapped = ic__pool_bytes(p);
+    void *big = ic__pool_alloc(p, 1u << 20);
+    assert_int_equal(ic__pool_bytes(p), mapped);
+    ic__pool_release(p, big, 1u << 20);
+#endif
+    ic__pool_free(p);
 }
 
 /* Resizing keeps the first `keep` bytes in every path: within a class,
@@ -173,7 +276,9 @@ int main(void)
         cmocka_unit_test(test_blocks_disjoint),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_resize_keeps),
-        cmocka_unit_test(test_split_larger),
+        cmocka_unit_test(test_split_and_merge),
+        cmocka_unit_test(test_resize_in_place),
+        cmocka_unit_test(test_random_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
