@@ -729,9 +729,13 @@ static void user_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 }
 
 static void light_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon);
+static void user_to_light(ic_clock_store *s, ic__clk_user *u);
 
 /* Drops old records and reclaims memory; reads only *u when there is
- * nothing to do (the sweep visits users that are cold in cache). */
+ * nothing to do (the sweep visits users that are cold in cache). A user
+ * with a block whose records fall to half of what a light user may keep
+ * becomes light again (half: a user near the limit does not change back
+ * and forth). */
 static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
     if (is_light(u)) {
@@ -739,6 +743,10 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
         return;
     }
     if (u->start < u->end && u->oldest < horizon) user_drop_old(s, u, horizon);
+    if (s->light_max && u->end - u->start <= s->light_max / 2) {
+        user_to_light(s, u);
+        return;
+    }
     if ((u->n_dead > 8 && u->n_dead * 2 > u->n_ent) || (u->n_ent >= 16 && u->n_ent >= 2 * u->n_sorted))
         user_compact(s, u);
 }
@@ -752,8 +760,8 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
  * its (hour, field, value): 16 bytes each, and a query sums its window
  * from them, at most light_max records, in time order and in double as
  * the reference does. When an event would take it past light_max records
- * it gets a block (ic__clock_user_to_big), for good: a user that was heavy
- * once keeps its layout and shrinks within it. light_max 64: 32 and 128
+ * it gets a block (ic__clock_user_to_big), and it is light again once its
+ * records fall to light_max / 2 (user_to_light). light_max 64: 32 and 128
  * ran as fast within this machine's noise; 128 used 10% less memory and
  * 19% fewer simulated LL misses an event but 14% more instructions
  * (docs/PERFORMANCE.md). */
@@ -830,6 +838,38 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
         ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, &ref, 1);
     }
     ic__pool_release(s->pool, r, (size_t)cap * sizeof *r);
+}
+
+/* (user_prune) u's records with their (list, value) inline, as a light
+ * user's; its block and ring go back to the pool, and with them its
+ * running scores and cached top-k (a light user's query sums its window). */
+static void user_to_light(ic_clock_store *s, ic__clk_user *u)
+{
+    const ic__clk_user old = *u;
+    const uint32_t live = old.end - old.start;
+    IC_ASSERT(!is_light(u) && live <= s->light_max);
+    uint32_t cap = s->light_max < 8 ? s->light_max : 8;
+    while (cap < live) cap *= 2; /* as a light user's records grow (light_max a power of 2 above 8) */
+    const uint64_t id = u->id;
+    memset(u, 0, sizeof *u);
+    u->id = id;
+    u->newest = old.newest;
+    u->rec_cap = cap;
+    u->srec = ic__pool_alloc(s->pool, (size_t)cap * sizeof *u->srec);
+    if (live) {
+        const uint32_t shift = old.rec[old.start].t; /* records span at most W + 2 days < 2^24 s */
+        u->base = u->oldest = old.base + shift;
+        for (uint32_t i = old.start; i < old.end; i++) {
+            const ic__clk_rec *r = &old.rec[i];
+            const uint32_t e = r->ref & ~IC__CLK_FIRST;
+            const unsigned hf = e == IC__CLK_NONE ? IC__CLK_SNONE : old.ent[e].hf;
+            u->srec[u->end++] = (ic__clk_srec){.value = e == IC__CLK_NONE ? 0 : old.ent[e].value,
+                                               .tf = (r->t - shift) | hf << IC__CLK_STBITS | (r->ref & IC__CLK_FIRST),
+                                               .delta = r->delta};
+        }
+    }
+    block_release(s, &old);
+    ic__pool_release(s->pool, old.rec, (size_t)old.rec_cap * sizeof *old.rec);
 }
 
 void ic__clock_set_ent_max(ic_clock_store *s, uint32_t n)

@@ -421,6 +421,40 @@ static void test_long_window_no_light_users(void **state)
     ic_clock_free(s);
 }
 
+/* A user that got a block (past 64 records) and then slowed down is
+ * light again once its records fall to 32; its clocks match the reference
+ * on both sides of each change. */
+static void test_block_user_light_again(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    ic_clock_store *s = new_store(&cfg, 2, 3, IC_REFRESH_REALTIME);
+    ic_error err;
+    enum { BUSY = 40, QUIET = 20, N = BUSY + QUIET + 30 };
+    ic_event log[N];
+    const int64_t T = 1700000000;
+    int64_t t = T;
+    int was_big = 0, light_again = 0;
+    long places = 0;
+    for (int i = 0; i < N; i++) {
+        /* 40 events half an hour apart (120 records), then one every 12
+         * hours (at most 4 days x 2 x 3 = 24 records kept), then busy again. */
+        t += i < BUSY || i >= BUSY + QUIET ? 1800 : 12 * 3600;
+        log[i] = simple_event(t, -300, 77, 11 + (uint64_t)(i % 5), 21 + (uint64_t)(i % 3), 31 + (uint64_t)(i % 2));
+        places += check_query(s, &cfg, log, (size_t)i, 77, t, -300);
+        assert_int_equal(ic_clock_apply(s, &log[i], &err), IC_OK);
+        const ic__clk_user *u = ic__clock_user_find(s, 77);
+        if (u->blk) was_big = 1;
+        else if (was_big) light_again = 1;
+        assert_true(u->end - u->start <= (u->blk ? 4096u : IC__CLK_LIGHT_MAX));
+        places += check_query(s, &cfg, log, (size_t)i + 1, 77, t + 60, -300);
+    }
+    assert_true(was_big && light_again);
+    assert_non_null(ic__clock_user_find(s, 77)->blk); /* and big again at the end */
+    assert_true(places > 1000);
+    ic_clock_free(s);
+}
+
 /* Events with the most clock values an event may carry (IC_MAX_VALUES,
  * some repeated), for users with a block from their first event (small
  * record rings that must grow by more than one place at a time) and for
@@ -1012,6 +1046,7 @@ int main(void)
         cmocka_unit_test(test_property_other_shapes),
         cmocka_unit_test(test_long_window_no_light_users),
         cmocka_unit_test(test_events_with_many_values),
+        cmocka_unit_test(test_block_user_light_again),
         cmocka_unit_test(test_entry_limit),
         cmocka_unit_test(test_inactive_users_forgotten),
         cmocka_unit_test(test_memory_steady_state),
