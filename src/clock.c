@@ -849,7 +849,7 @@ static void user_to_light(ic_clock_store *s, ic__clk_user *u)
     const uint32_t live = old.end - old.start;
     IC_ASSERT(!is_light(u) && live <= s->light_max);
     uint32_t cap = s->light_max < 8 ? s->light_max : 8;
-    while (cap < live) cap *= 2; /* as a light user's records grow (light_max a power of 2 above 8) */
+    while (cap < live) cap *= 2; /* as a light user's records grow: cap < 2 live <= light_max */
     const uint64_t id = u->id;
     memset(u, 0, sizeof *u);
     u->id = id;
@@ -1218,7 +1218,7 @@ int ic__clock_query_ref(const ic_config *cfg, const ic_event *events, size_t n, 
         double d = 0;
         for (int j = 0; j < cfg->n_actions; j++) d += (double)cfg->action[j].weight * (double)ev->action[j];
         float delta = (float)d;
-        unsigned h = (unsigned)ic__local_hour(ev->ts, ev->tz_min);
+        unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min);
         for (int f = 0; f < F; f++) {
             int fi = cfg->clock_field[f];
             for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) {
