@@ -240,9 +240,17 @@ static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
  * the live ones to the front. The records have a block of their own, so
  * only they are copied (a block above 1 MiB is remapped, not copied:
  * ic__pool_resize). */
+/* Records that fill the pool block of at least cap records: the pool
+ * rounds a block up to its class (up to 25%), so the ring uses it all. */
+static uint32_t rec_cap_for(uint32_t cap)
+{
+    return (uint32_t)(ic__pool_class_bytes((size_t)cap * sizeof(ic__clk_rec)) / sizeof(ic__clk_rec));
+}
+
 static void rec_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
 {
     uint32_t live = u->end - u->start;
+    if (cap != u->rec_cap) cap = rec_cap_for(cap);
     IC_ASSERT(cap >= live && cap > 0);
     if (u->start > 0) {
         memmove(u->rec, u->rec + u->start, (size_t)live * sizeof *u->rec);
@@ -411,7 +419,7 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
         return u;
     }
     user_move(s, u, (blk_caps){.rows = 8, .ent = 8, .slot = 16});
-    u->rec_cap = 8;
+    u->rec_cap = rec_cap_for(8);
     u->rec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->rec);
     return u;
 }
@@ -724,7 +732,7 @@ static void user_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
     if (u->start == u->end) u->start = u->lo = u->hi = u->end = 0;
     else u->oldest = ic__clock_rec_ts(u, u->start);
     uint32_t live = u->end - u->start;
-    uint32_t fit = rec_fit(live);
+    uint32_t fit = rec_cap_for(rec_fit(live));
     if (u->rec_cap > 16 && live * 3 < u->rec_cap && fit < u->rec_cap) rec_resize(s, u, fit);
 }
 
@@ -825,7 +833,7 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
     uint32_t a = u->start, b = u->end, cap = u->rec_cap;
     int64_t base = u->base;
     u->start = u->lo = u->hi = u->end = u->n_in = 0;
-    u->rec_cap = rec_fit(b - a);
+    u->rec_cap = rec_cap_for(rec_fit(b - a));
     u->rec = ic__pool_alloc(s->pool, (size_t)u->rec_cap * sizeof *u->rec);
     user_move(s, u, (blk_caps){.rows = 8, .ent = 8, .slot = 16}); /* blk NULL: a fresh block */
     for (uint32_t i = a; i < b; i++) {
