@@ -140,8 +140,17 @@ static void block_point(const ic_clock_store *s, ic__clk_user *u, unsigned char 
     u->row_cap = (uint8_t)c.rows, u->ent_cap = c.ent, u->slot_cap = c.slot;
 }
 
-/* A new block of capacities c from the store's pool (contents undefined). */
-static unsigned char *block_alloc(ic_clock_store *s, blk_caps c) { return ic__pool_alloc(s->pool, block_bytes(s, c)); }
+/* A new block for capacities at least c from the store's pool (contents
+ * undefined), pointed to by u: the pool rounds a block up to its class (up
+ * to 25%), so the rest holds more entries, as many as c's hash slots take. */
+static void block_new(ic_clock_store *s, ic__clk_user *u, blk_caps c)
+{
+    const size_t bytes = block_bytes(s, c);
+    const uint32_t spare = (uint32_t)((ic__pool_class_bytes(bytes) - bytes) / sizeof(ic__clk_entry));
+    const uint32_t slot_max = c.slot / 4 * 3 - 1; /* slots_fit(slot_max + 1, c.slot) */
+    if (slot_max > c.ent) c.ent += spare < slot_max - c.ent ? spare : slot_max - c.ent;
+    block_point(s, u, ic__pool_alloc(s->pool, block_bytes(s, c)), c);
+}
 
 /* Gives u's block back to the pool (u may be a copy of the header). */
 static void block_release(ic_clock_store *s, const ic__clk_user *u)
@@ -221,7 +230,7 @@ static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
 {
     ic__clk_user old = *u;
     IC_ASSERT(c.rows >= old.n_rows && c.ent >= old.n_ent);
-    block_point(s, u, block_alloc(s, c), c);
+    block_new(s, u, c);
     if (!old.blk) { /* a new user */
         memset(u->blk, 0, IC__CLK_HF);
         memset(u->slot, 0, c.slot * sizeof *u->slot);
@@ -539,7 +548,7 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
     ic__clk_user old = *u;
     unsigned rows = lists + lists / 2 + 3 < HF ? lists + lists / 2 + 3 : HF;
     blk_caps c = {rows, ents, slots};
-    block_point(s, u, block_alloc(s, c), c);
+    block_new(s, u, c);
     uint32_t *remap = ic__xmalloc((size_t)old.n_ent * sizeof *remap + 1);
     for (uint32_t e = 0; e < old.n_ent; e++) {
         remap[e] = IC__CLK_NONE;
