@@ -245,10 +245,6 @@ static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
     block_release(s, &old);
 }
 
-/* Gives u's records a capacity of cap (at least the live ones), moving
- * the live ones to the front. The records have a block of their own, so
- * only they are copied (a block above 1 MiB is remapped, not copied:
- * ic__pool_resize). */
 /* Records that fill the pool block of at least cap records: the pool
  * rounds a block up to its class (up to 25%), so the ring uses it all. */
 static uint32_t rec_cap_for(uint32_t cap)
@@ -256,6 +252,11 @@ static uint32_t rec_cap_for(uint32_t cap)
     return (uint32_t)(ic__pool_class_bytes((size_t)cap * sizeof(ic__clk_rec)) / sizeof(ic__clk_rec));
 }
 
+/* Gives u's records a capacity of cap (at least the live ones; rounded up
+ * to fill its pool block when it changes), moving the live ones to the
+ * front. The records have a block of their own, so only they are copied
+ * (the pool grows a block in place when it can, and remaps one above 1
+ * MiB: ic__pool_resize). */
 static void rec_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
 {
     uint32_t live = u->end - u->start;
@@ -321,9 +322,9 @@ static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_
 /* Stage 3: the block's lines the event will touch: the list index, the
  * rows (copied out by the query), the ring around the window's ends and its
  * end, the hash slots of the event's values. The stages call the
- * out-of-line ic_local_hour on purpose: with the inline ic__local_hour here
- * (as apply has it) the hint ran 314 fewer instructions an event but the
- * whole loop 6-13% slower, in alternating runs (docs/PERFORMANCE.md). */
+ * out-of-line ic_local_hour on purpose: with an inline copy of it here the
+ * hint ran 314 fewer instructions an event but the whole loop 6-13%
+ * slower, in alternating runs (docs/PERFORMANCE.md). */
 static void pf_block(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
@@ -1015,7 +1016,7 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
     double d = 0;
     for (int a = 0; a < s->cfg.n_actions; a++) d += s->weight[a] * (double)ev->action[a];
     float delta = (float)d;
-    unsigned h = (unsigned)ic__local_hour(ev->ts, ev->tz_min);
+    unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min);
     if (is_light(u)) {
         unsigned nv = 0; /* the event's clock values */
         for (int f = 0; f < s->F; f++) {

@@ -36,8 +36,9 @@
  * A light user (blk == NULL) has no block: until its live
  * records pass s->light_max it keeps only srec[start .. end), one per
  * (event, clock value) with the value inline, and a query sums its window
- * from them (clock.c, "Light users"). lo, hi, n_in and the block's fields
- * are unused then. */
+ * from them (clock.c, "Light users"); a user with a block is light again
+ * once its records fall to s->light_max / 2. lo, hi, n_in and the block's
+ * fields are unused then. */
 #ifndef IC_CLOCK_INTERNAL_H
 #define IC_CLOCK_INTERNAL_H
 

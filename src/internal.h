@@ -19,14 +19,6 @@
     } while (0)
 _Noreturn void ic__assert_fail(const char *cond, const char *file, int line);
 
-/* ic_local_hour, inline for the clock store's hot path (three calls an
- * event). */
-static inline int ic__local_hour(int64_t ts, int32_t tz_min)
-{
-    int64_t r = (ts + (int64_t)tz_min * 60) % 86400;
-    return (int)((r < 0 ? r + 86400 : r) / 3600);
-}
-
 /* Allocation that aborts with a message when memory runs out. */
 void *ic__xmalloc(size_t n);
 void *ic__xcalloc(size_t n, size_t size);

@@ -119,7 +119,10 @@ static inline int64_t floor_div(int64_t a, int64_t m) { return (a - floor_mod(a,
 
 int64_t ic_local_seconds(int64_t ts, int32_t tz_min) { return ts + (int64_t)tz_min * 60; }
 
-int ic_local_hour(int64_t ts, int32_t tz_min) { return ic__local_hour(ts, tz_min); }
+int ic_local_hour(int64_t ts, int32_t tz_min)
+{
+    return (int)(floor_mod(ic_local_seconds(ts, tz_min), 86400) / 3600);
+}
 
 int64_t ic_local_day(int64_t ts, int32_t tz_min)
 {

@@ -97,6 +97,17 @@ static int check_query(ic_clock_store *s, const ic_config *cfg, const ic_event *
     return view_places(&want);
 }
 
+/* Checks log[i]'s user at its time (it must not see log[i]), applies
+ * log[i], and checks again dt seconds later: the places compared. */
+static long apply_between_checks(ic_clock_store *s, const ic_config *cfg, const ic_event *log, size_t i, int64_t dt)
+{
+    const ic_event *e = &log[i];
+    ic_error err;
+    long places = check_query(s, cfg, log, i, e->user, e->ts, e->tz_min);
+    assert_int_equal(ic_clock_apply(s, e, &err), IC_OK);
+    return places + check_query(s, cfg, log, i + 1, e->user, e->ts + dt, e->tz_min);
+}
+
 /* ---- random logs ------------------------------------------------------------ */
 
 static const int32_t TZS[] = {-600, 690, 0, 330, -300, 540};
@@ -429,7 +440,6 @@ static void test_block_user_light_again(void **state)
     (void)state;
     ic_config cfg;
     ic_clock_store *s = new_store(&cfg, 2, 3, IC_REFRESH_REALTIME);
-    ic_error err;
     enum { BUSY = 40, QUIET = 20, N = BUSY + QUIET + 30 };
     ic_event log[N];
     const int64_t T = 1700000000;
@@ -441,13 +451,11 @@ static void test_block_user_light_again(void **state)
          * hours (at most 4 days x 2 x 3 = 24 records kept), then busy again. */
         t += i < BUSY || i >= BUSY + QUIET ? 1800 : 12 * 3600;
         log[i] = simple_event(t, -300, 77, 11 + (uint64_t)(i % 5), 21 + (uint64_t)(i % 3), 31 + (uint64_t)(i % 2));
-        places += check_query(s, &cfg, log, (size_t)i, 77, t, -300);
-        assert_int_equal(ic_clock_apply(s, &log[i], &err), IC_OK);
+        places += apply_between_checks(s, &cfg, log, (size_t)i, 60);
         const ic__clk_user *u = ic__clock_user_find(s, 77);
         if (u->blk) was_big = 1;
         else if (was_big) light_again = 1;
         assert_true(u->end - u->start <= (u->blk ? 4096u : IC__CLK_LIGHT_MAX));
-        places += check_query(s, &cfg, log, (size_t)i + 1, 77, t + 60, -300);
     }
     assert_true(was_big && light_again);
     assert_non_null(ic__clock_user_find(s, 77)->blk); /* and big again at the end */
@@ -467,7 +475,6 @@ static void test_events_with_many_values(void **state)
         ic_config cfg;
         ic_clock_store *s = new_store(&cfg, 2, 3, IC_REFRESH_REALTIME);
         if (!light) ic__clock_set_light_max(s, 0);
-        ic_error err;
         enum { N = 40 };
         ic_event log[N];
         const int64_t T = 1700000000;
@@ -486,9 +493,7 @@ static void test_events_with_many_values(void **state)
             }
             for (int f = 3; f <= IC_MAX_FIELDS; f++) e->voff[f] = (uint8_t)n;
             e->action[0] = 1, e->action[2] = (float)(i % 3 == 0);
-            places += check_query(s, &cfg, log, (size_t)i, e->user, e->ts, e->tz_min);
-            assert_int_equal(ic_clock_apply(s, e, &err), IC_OK);
-            places += check_query(s, &cfg, log, (size_t)i + 1, e->user, e->ts + 1, e->tz_min);
+            places += apply_between_checks(s, &cfg, log, (size_t)i, 1);
         }
         assert_true(places > 1000);
         /* The light run's users passed their 64 records within an event. */
