@@ -904,25 +904,26 @@ void ic__clock_set_light_max(ic_clock_store *s, uint32_t n)
 
 typedef struct {
     uint64_t value;
-    double score; /* sum of the window's deltas, in time order */
-    unsigned hf;
+    double score;  /* sum of the window's deltas, in time order */
+    uint8_t next;  /* the next sum of the same list (index + 1), 0 = none */
 } light_acc;
 
 _Static_assert(IC__CLK_LIGHT_MAX < 255, "a light user's sums are indexed by bytes");
 
 /* The clock of light user u over [a, b) into out: the window's records
- * summed per (list, value) in time order (a byte-indexed hash table), then
- * each list's top k (a chain per list), lists in order of first
- * appearance. O(records + 96). Returns 1 if a record lies in the window. */
+ * summed per (list, value) in time order, each list's sums chained from
+ * head[list] (a light user's list holds one or two values, so a record
+ * finds its sum by walking the chain), then each list's top k, lists in
+ * order of first appearance. O(records + lists). Returns 1 if a record
+ * lies in the window. */
 static int light_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a, int64_t b, ic_clock_view *out)
 {
-    enum { SLOTS = 2 * IC__CLK_LIGHT_MAX }; /* a power of 2 */
     light_acc acc[IC__CLK_LIGHT_MAX];
-    uint8_t slot[SLOTS], head[IC__CLK_HF], next[IC__CLK_LIGHT_MAX]; /* acc index + 1, 0 = none */
-    memset(slot, 0, sizeof slot);
+    uint8_t head[IC__CLK_HF], order[IC__CLK_LIGHT_MAX]; /* acc index + 1, 0 = none; lists seen */
+    memset(head, 0, sizeof head);
     const ic__clk_srec *r = u->srec;
     const int64_t ra = a - u->base, rb = b - u->base;
-    unsigned n = 0;
+    unsigned n = 0, n_lists = 0;
     int seen = 0;
     for (uint32_t i = u->start; i < u->end && (int64_t)ic__srec_t(&r[i]) < rb; i++) {
         if ((int64_t)ic__srec_t(&r[i]) < ra) continue;
@@ -930,22 +931,22 @@ static int light_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a
         const unsigned hf = ic__srec_hf(&r[i]);
         if (hf == IC__CLK_SNONE) continue;
         const uint64_t v = r[i].value;
-        unsigned p = (unsigned)((v + hf * 0x9E3779B97F4A7C15ull) * 0xff51afd7ed558ccdull >> 52) & (SLOTS - 1);
-        while (slot[p] && !(acc[slot[p] - 1].value == v && acc[slot[p] - 1].hf == hf)) p = (p + 1) & (SLOTS - 1);
-        if (!slot[p]) acc[n] = (light_acc){v, 0, hf}, slot[p] = (uint8_t)++n;
-        acc[slot[p] - 1].score += r[i].delta;
+        unsigned e = head[hf];
+        while (e && acc[e - 1].value != v) e = acc[e - 1].next;
+        if (!e) {
+            if (!head[hf]) order[n_lists++] = (uint8_t)hf;
+            acc[n] = (light_acc){.value = v, .score = 0, .next = head[hf]};
+            head[hf] = (uint8_t)(e = ++n);
+        }
+        acc[e - 1].score += r[i].delta;
     }
-    memset(head, 0, sizeof head);
-    for (unsigned j = 0; j < n; j++) next[j] = head[acc[j].hf], head[acc[j].hf] = (uint8_t)(j + 1);
     unsigned lists = 0;
-    for (unsigned j = 0; j < n; j++) {
-        const unsigned hf = acc[j].hf;
-        if (!head[hf]) continue; /* done */
+    for (unsigned j = 0; j < n_lists; j++) {
+        const unsigned hf = order[j];
         float ts[IC_MAX_TOPK];
         uint64_t tv[IC_MAX_TOPK];
         int m = 0;
-        for (unsigned e = head[hf]; e; e = next[e - 1]) topk_insert(ts, tv, &m, s->k, (float)acc[e - 1].score, acc[e - 1].value);
-        head[hf] = 0;
+        for (unsigned e = head[hf]; e; e = acc[e - 1].next) topk_insert(ts, tv, &m, s->k, (float)acc[e - 1].score, acc[e - 1].value);
         if (!m) continue;
         ic__clk_row *row = (ic__clk_row *)(out->lists + lists * s->row_bytes);
         *row = (ic__clk_row){.n = (uint8_t)m};
