@@ -633,16 +633,26 @@ static inline int ranks_before(float score, uint64_t value, float score2, uint64
 }
 
 /* Inserts (sx, vx) into the top k (ts, tv)[0..*n) in rank order if it
- * belongs there; only positive scores enter. */
+ * belongs there; only positive scores enter. It takes the last place (a
+ * new one, or the last of a full top) and moves up by swaps: a shift
+ * loop here compiled to two memmove calls. */
 static inline void topk_insert(float *ts, uint64_t *tv, int *n, int k, float sx, uint64_t vx)
 {
     if (!(sx > 0)) return;
-    int pos = *n;
-    while (pos > 0 && ranks_before(sx, vx, ts[pos - 1], tv[pos - 1])) pos--;
-    if (pos >= k) return;
-    for (int j = *n < k ? *n : k - 1; j > pos; j--) ts[j] = ts[j - 1], tv[j] = tv[j - 1];
-    ts[pos] = sx, tv[pos] = vx;
-    if (*n < k) (*n)++;
+    int p = *n;
+    if (p == k) {
+        if (!ranks_before(sx, vx, ts[k - 1], tv[k - 1])) return;
+        p = k - 1;
+    } else {
+        (*n)++;
+    }
+    ts[p] = sx, tv[p] = vx;
+    for (; p > 0 && ranks_before(ts[p], tv[p], ts[p - 1], tv[p - 1]); p--) {
+        const float sc = ts[p];
+        ts[p] = ts[p - 1], ts[p - 1] = sc;
+        const uint64_t v = tv[p];
+        tv[p] = tv[p - 1], tv[p - 1] = v;
+    }
 }
 
 /* Keeps the cached top-k of x's list in step with a change of x's score
@@ -941,17 +951,14 @@ static int light_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a
         acc[e - 1].score += r[i].delta;
     }
     unsigned lists = 0;
-    for (unsigned j = 0; j < n_lists; j++) {
+    for (unsigned j = 0; j < n_lists; j++) { /* each list's top k straight into its row */
         const unsigned hf = order[j];
-        float ts[IC_MAX_TOPK];
-        uint64_t tv[IC_MAX_TOPK];
-        int m = 0;
-        for (unsigned e = head[hf]; e; e = acc[e - 1].next) topk_insert(ts, tv, &m, s->k, (float)acc[e - 1].score, acc[e - 1].value);
-        if (!m) continue;
         ic__clk_row *row = (ic__clk_row *)(out->lists + lists * s->row_bytes);
+        int m = 0;
+        for (unsigned e = head[hf]; e; e = acc[e - 1].next)
+            topk_insert(row_scores(row), row_values(s, row), &m, s->k, (float)acc[e - 1].score, acc[e - 1].value);
+        if (!m) continue; /* the next list takes the row */
         *row = (ic__clk_row){.n = (uint8_t)m};
-        memcpy(row_scores(row), ts, (size_t)m * sizeof *ts);
-        memcpy(row_values(s, row), tv, (size_t)m * sizeof *tv);
         out->list[hf] = (uint8_t)++lists;
     }
     out->n_lists = (uint16_t)lists;
@@ -1077,20 +1084,15 @@ static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_
     *a = *b - s->window;
 }
 
-/* Recomputes the cached top-k of list hf by insertion into k places,
- * ranking the float scores (ranks_before). */
+/* Recomputes the cached top-k of list hf by insertion into its row's k
+ * places, ranking the float scores (ranks_before). */
 static void user_topk(const ic_clock_store *s, ic__clk_user *u, unsigned hf)
 {
-    const int k = s->k;
-    float top_s[IC_MAX_TOPK];
-    uint64_t top_v[IC_MAX_TOPK];
-    int n = 0;
     ic__clk_row *row = row_of(s, u, hf);
+    int n = 0;
     for (uint32_t e = heads_of(u)[u->blk[hf] - 1u]; e != IC__CLK_NONE; e = u->ent[e].next)
-        topk_insert(top_s, top_v, &n, k, (float)u->ent[e].score, u->ent[e].value);
+        topk_insert(row_scores(row), row_values(s, row), &n, s->k, (float)u->ent[e].score, u->ent[e].value);
     row->n = (uint8_t)n;
-    memcpy(row_scores(row), top_s, (size_t)n * sizeof *top_s);
-    memcpy(row_values(s, row), top_v, (size_t)n * sizeof *top_v);
 }
 
 /* The view's layout is the block's head: the list index (cidx) and the
