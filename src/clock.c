@@ -818,17 +818,26 @@ static void light_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
 }
 
 /* (clock_internal.h; apply made sure live + 1 <= light_max.) */
+/* Makes room for m more records at time ts (>= the newest) at the end of
+ * light user u's records (live + m <= light_max): a new time base when ts
+ * would not fit, the live records moved to the front, or twice the places
+ * (at most light_max) when they fill them. */
+static inline void light_room(ic_clock_store *s, ic__clk_user *u, int64_t ts, uint32_t m)
+{
+    IC_ASSERT(is_light(u) && u->end - u->start + m <= s->light_max);
+    if (u->start == u->end) u->start = u->end = 0, u->base = u->oldest = ts;
+    else if ((uint64_t)ts - (uint64_t)u->base >= (1u << IC__CLK_STBITS)) light_rebase(u, ts);
+    if (u->rec_cap - u->end < m) {
+        uint32_t live = u->end - u->start, cap = u->rec_cap;
+        while (live + m > cap) cap = 2 * cap < s->light_max ? 2 * cap : s->light_max;
+        light_resize(s, u, cap);
+    }
+}
+
 void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
                           int first)
 {
-    IC_ASSERT(is_light(u) && u->end - u->start < s->light_max);
-    if (u->start == u->end) u->start = u->end = 0, u->base = u->oldest = ts;
-    else if ((uint64_t)ts - (uint64_t)u->base >= (1u << IC__CLK_STBITS)) light_rebase(u, ts);
-    if (u->end == u->rec_cap) {
-        uint32_t live = u->end - u->start, cap = u->rec_cap;
-        if (live == cap) cap = 2 * cap < s->light_max ? 2 * cap : s->light_max;
-        light_resize(s, u, cap);
-    }
+    light_room(s, u, ts, 1);
     uint32_t tf = (uint32_t)(ts - u->base) | hf << IC__CLK_STBITS | (uint32_t)first << 31;
     u->srec[u->end++] = (ic__clk_srec){.value = value, .tf = tf, .delta = delta};
     u->newest = ts;
@@ -1032,16 +1041,21 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
             IC_ASSERT(ev->voff[fi] <= ev->voff[fi + 1] && ev->voff[fi + 1] <= IC_MAX_VALUES);
             for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) nv += ev->val[j] != 0;
         }
-        if (u->end - u->start + (nv ? nv : 1) <= s->light_max) {
-            int first = 1;
+        if (u->end - u->start + (nv ? nv : 1) <= s->light_max) { /* its records, in one push */
+            light_room(s, u, ev->ts, nv ? nv : 1);
+            const uint32_t t = (uint32_t)(ev->ts - u->base);
+            uint32_t first = 1u << 31;
             for (int f = 0; f < s->F; f++) {
-                int fi = s->cfg.clock_field[f];
+                const int fi = s->cfg.clock_field[f];
+                const uint32_t tf = t | (h * (unsigned)s->F + (unsigned)f) << IC__CLK_STBITS;
                 for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++)
                     if (ev->val[j])
-                        ic__clock_light_push(s, u, ev->ts, delta, h * (unsigned)s->F + (unsigned)f, ev->val[j], first),
-                            first = 0;
+                        u->srec[u->end++] = (ic__clk_srec){.value = ev->val[j], .tf = tf | first, .delta = delta},
+                        first = 0;
             }
-            if (first) ic__clock_light_push(s, u, ev->ts, delta, IC__CLK_SNONE, 0, 1);
+            if (first) u->srec[u->end++] = (ic__clk_srec){.value = 0, .tf = t | IC__CLK_SNONE << IC__CLK_STBITS | first,
+                                                          .delta = delta};
+            u->newest = ev->ts;
             sweep_one(s, horizon);
             return IC_OK;
         }
