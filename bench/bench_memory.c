@@ -9,10 +9,12 @@
  *   - the clock store's access pattern with nothing else: per event, a
  *     Zipf(1.1) user of 50k (as bench_clock), `seq` sequential and `rnd`
  *     random lines of the user's 6 KiB block, prefetched `ahead` events
- *     ahead; the floor that memory alone puts under apply + query.
+ *     ahead; the floor that memory alone puts under apply + query;
+ *   - the clock query's copy of a large user's rows, glibc's memcpy
+ *     against ic__copy_lines, from sources in L2, L3 and memory.
  * Checks first that the dependent chain visits every line it is timed on
  * (a cycle through a random permutation); exits 1 otherwise.
- * Usage: bench_memory (no arguments; about 15 s). */
+ * Usage: bench_memory (no arguments; about 20 s). */
 #include "internal.h"
 
 #include <math.h>
@@ -153,6 +155,37 @@ static void store_pattern(int seq, int rnd, int ahead)
     free(perm), free(cdf), free(ev), free(off);
 }
 
+/* The clock query's copy of a user's rows (2,952 bytes: a user with all 72
+ * lists at k = 3) from one of `kib` KiB of sources, picked at random, into
+ * one view: glibc's memcpy against ic__copy_lines (internal.h). */
+static void view_copy(size_t kib)
+{
+    const size_t bytes = 2952, stride = 4096, n_src = (kib << 10) / stride, n = 2000000;
+    unsigned char *src = (unsigned char *)map(n_src * stride, 1), *dst = ic__xalloc_aligned(4096);
+    memset(src, 1, n_src * stride);
+    uint32_t *pick = ic__xmalloc(n * sizeof *pick);
+    ic_rng r;
+    ic__rng_seed(&r, 9);
+    for (size_t i = 0; i < n; i++) pick[i] = (uint32_t)(ic__rng_u64(&r) % n_src);
+    double ns[2];
+    uint64_t acc = 0;
+    for (int way = 0; way < 2; way++) {
+        double t0 = cpu_now();
+        for (size_t i = 0; i < n; i++) {
+            const unsigned char *q = src + (size_t)pick[i] * stride + 72; /* a block's rows start past its index */
+            if (way == 0) memcpy(dst, q, bytes);
+            else ic__copy_lines(dst, q, bytes);
+            acc += dst[i % bytes];
+        }
+        ns[way] = 1e9 * (cpu_now() - t0) / (double)n;
+    }
+    printf("{\"bench\":\"memory_view_copy\",\"bytes\":%zu,\"sources_kib\":%zu,\"memcpy_ns\":%.1f,"
+           "\"copy_lines_ns\":%.1f,\"load1\":%.2f}\n", bytes, kib, ns[0], ns[1], load1());
+    (void)acc;
+    munmap(src, n_src * stride);
+    free(dst), free(pick);
+}
+
 int main(void)
 {
     if (random_reads()) return 1;
@@ -161,5 +194,9 @@ int main(void)
     fflush(stdout);
     store_pattern(16, 16, 4); /* about the lines an event of the store touches */
     store_pattern(46, 16, 4); /* every row of a large user */
+    fflush(stdout);
+    view_copy(256);   /* in L2 */
+    view_copy(4096);  /* in L3 */
+    view_copy(65536); /* from memory */
     return 0;
 }

@@ -1151,7 +1151,7 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     /* The copy: the index and the rows, one block (most of a query's work
      * once the user's lines are in cache, when it was a store per list). */
     out->n_lists = u->n_rows;
-    memcpy(out->list, u->blk, IC__CLK_HF + u->n_rows * s->row_bytes);
+    ic__copy_lines(out->list, u->blk, IC__CLK_HF + u->n_rows * s->row_bytes);
     return 1;
 }
 

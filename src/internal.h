@@ -39,6 +39,27 @@ locale_t ic__c_locale(void);
 /* strtod in the C locale (plain strtod if it cannot be made). */
 double ic__strtod_c(const char *s, char **end);
 
+/* Copies bytes >= 64 from src to dst (not overlapping) in whole 64-byte
+ * moves, the last one ending at bytes. For the clock query's ~3 KB copy:
+ * glibc's memcpy takes such sizes with rep movsb, which took 1.1-1.5x as
+ * long here (bench_memory, "memory_view_copy"). */
+static inline void ic__copy_lines(void *dst, const void *src, size_t bytes)
+{
+    typedef struct {
+        unsigned char b[64];
+    } line;
+    unsigned char *d = dst;
+    const unsigned char *q = src;
+    IC_ASSERT(bytes >= sizeof(line));
+    line x;
+    for (size_t i = 0; i + sizeof x < bytes; i += sizeof x) {
+        __builtin_memcpy(&x, q + i, sizeof x);
+        __builtin_memcpy(d + i, &x, sizeof x);
+    }
+    __builtin_memcpy(&x, q + bytes - sizeof x, sizeof x);
+    __builtin_memcpy(d + bytes - sizeof x, &x, sizeof x);
+}
+
 /* Copies src into dst[cap] with truncation; always terminates. */
 void ic__strlcpy(char *dst, const char *src, size_t cap);
 
