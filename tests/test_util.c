@@ -1,5 +1,5 @@
-/* test_util.c: local time, time parsing, hashing and the checksummed
- * binary file format. */
+/* test_util.c: local time, time parsing, hashing, the checksummed binary
+ * file format, the 64-byte-move copy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,6 +178,28 @@ static void test_u64map(void **state)
     free(keys);
 }
 
+/* ic__copy_lines copies exactly [0, bytes) for every size from 64 up (the
+ * last move overlaps the one before it), from any alignment, and writes
+ * nothing past bytes. */
+static void test_copy_lines(void **state)
+{
+    (void)state;
+    enum { MAX = 10080 + 64, GUARD = 64 };
+    unsigned char *src = malloc(MAX + 8), *dst = malloc(MAX + GUARD);
+    assert_non_null(src);
+    assert_non_null(dst);
+    for (size_t i = 0; i < MAX + 8; i++) src[i] = (unsigned char)(i * 131 + 7);
+    for (size_t bytes = 64; bytes <= MAX; bytes += bytes < 300 ? 1 : 61)
+        for (size_t off = 0; off < 8; off += 3) {
+            memset(dst, 0xEE, MAX + GUARD);
+            ic__copy_lines(dst, src + off, bytes);
+            assert_memory_equal(dst, src + off, bytes);
+            for (size_t i = bytes; i < bytes + GUARD && i < MAX + GUARD; i++) assert_int_equal(dst[i], 0xEE);
+        }
+    free(src);
+    free(dst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_binary_roundtrip_and_damage),
         cmocka_unit_test(test_u64map),
+        cmocka_unit_test(test_copy_lines),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
