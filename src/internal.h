@@ -45,19 +45,11 @@ double ic__strtod_c(const char *s, char **end);
  * long here (bench_memory, "memory_view_copy"). */
 static inline void ic__copy_lines(void *dst, const void *src, size_t bytes)
 {
-    typedef struct {
-        unsigned char b[64];
-    } line;
     unsigned char *d = dst;
     const unsigned char *q = src;
-    IC_ASSERT(bytes >= sizeof(line));
-    line x;
-    for (size_t i = 0; i + sizeof x < bytes; i += sizeof x) {
-        __builtin_memcpy(&x, q + i, sizeof x);
-        __builtin_memcpy(d + i, &x, sizeof x);
-    }
-    __builtin_memcpy(&x, q + bytes - sizeof x, sizeof x);
-    __builtin_memcpy(d + bytes - sizeof x, &x, sizeof x);
+    IC_ASSERT(bytes >= 64);
+    for (size_t i = 0; i + 64 < bytes; i += 64) __builtin_memcpy(d + i, q + i, 64);
+    __builtin_memcpy(d + bytes - 64, q + bytes - 64, 64);
 }
 
 /* Copies src into dst[cap] with truncation; always terminates. */
