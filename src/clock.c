@@ -977,18 +977,20 @@ static int light_query(const ic_clock_store *s, const ic__clk_user *u, int64_t a
 /* ---- apply ---------------------------------------------------------------- */
 
 /* Visits the next user of the round-robin sweep and forgets it if all its
- * records are older than horizon. Reads only the header (prefetched ahead):
- * the records of a user who is still active are dropped by its own events
- * (user_prune in ic_clock_apply), so a user holds at most the records of
- * the W + 2 days before its latest event, and is forgotten within a sweep
- * round (n_users events) once those too lie beyond the horizon. */
+ * records are older than horizon. Reads only the header's newest (one line,
+ * prefetched ahead): the records of a user who is still active are dropped
+ * by its own events (user_prune in ic_clock_apply), so a user holds at most
+ * the records of the W + 2 days before its latest event, and is forgotten
+ * within a sweep round (n_users events) once those too lie beyond the
+ * horizon. A user without records has its newest before the horizon of
+ * the drop that took its last one, so newest alone decides. */
 static void sweep_one(ic_clock_store *s, int64_t horizon)
 {
     if (s->n_users == 0) return;
     if (s->sweep >= s->n_users) s->sweep = 0;
     if (s->sweep + 8 < s->n_users) __builtin_prefetch(&s->users[s->sweep + 8].newest);
     ic__clk_user *u = &s->users[s->sweep];
-    if (u->start == u->end || u->newest < horizon)
+    if (u->newest < horizon)
         user_remove(s, s->sweep);
     else
         s->sweep++;
