@@ -272,20 +272,34 @@ static void rec_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
     u->rec_cap = cap;
 }
 
-/* ---- the user table: open addressing (linear probing) on the id --------- */
+/* ---- the user table: open addressing (linear probing) on the id ---------
+ * A slot holds the user's index + 1 in its low 32 bits and the high 32 bits
+ * of the id's hash (its tag) above, 0 when empty; the low bits of the hash
+ * are its home slot. A probe reads a user's header only when the tags
+ * match, so the prefetch hint can follow a probe chain through the table
+ * alone: it used to look at the home slot only, and missed the users
+ * further along (23% of the events of the simulator's log, 2.4% of the
+ * Zipf log's, at a load of up to 1/2). */
+
+static inline uint32_t utab_tag(uint64_t h) { return (uint32_t)(h >> 32); }
+static inline uint64_t utab_slot(uint64_t h, size_t index) { return (uint64_t)utab_tag(h) << 32 | (index + 1); }
+static inline size_t utab_index(uint64_t x) { return (size_t)(uint32_t)x - 1; } /* x != 0 */
 
 /* The slot holding id, or the empty slot where it would go. */
 static size_t utab_pos(const ic_clock_store *s, uint64_t id)
 {
-    size_t mask = s->utab_cap - 1, pos = mix64(id) & mask;
-    while (s->utab[pos] && s->users[s->utab[pos] - 1].id != id) pos = (pos + 1) & mask;
+    const uint64_t h = mix64(id);
+    const size_t mask = s->utab_cap - 1;
+    size_t pos = h & mask;
+    for (uint64_t x; (x = s->utab[pos]); pos = (pos + 1) & mask)
+        if (utab_tag(x) == utab_tag(h) && s->users[utab_index(x)].id == id) break;
     return pos;
 }
 
 ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id)
 {
-    uint32_t x = s->utab[utab_pos(s, id)];
-    return x ? &s->users[x - 1] : NULL;
+    uint64_t x = s->utab[utab_pos(s, id)];
+    return x ? &s->users[utab_index(x)] : NULL;
 }
 
 /* ---- the prefetch pipeline (ic_clock_prefetch) ----------------------------
@@ -309,12 +323,24 @@ static void pf_lines(const void *p, size_t bytes)
 /* Times whose window arithmetic cannot overflow (iclock.h). */
 static inline int ts_ok(int64_t t) { return t > -IC_CLOCK_MAX_TS && t < IC_CLOCK_MAX_TS; }
 
-/* The user in the first slot of its table probe, without probing further
- * (a hint may miss users that sit further along the probe chain). */
+/* The first slot along user's probe chain whose tag is user's (0 if none):
+ * reads the table only. */
+static uint64_t pf_slot(const ic_clock_store *s, uint64_t user)
+{
+    const uint64_t h = mix64(user);
+    const size_t mask = s->utab_cap - 1;
+    for (size_t pos = h & mask;; pos = (pos + 1) & mask) {
+        const uint64_t x = s->utab[pos];
+        if (!x || utab_tag(x) == utab_tag(h)) return x;
+    }
+}
+
+/* The user, or NULL (also when another user with the same tag comes first
+ * along the chain: then the hint is lost, never wrong). */
 static const ic__clk_user *pf_user(const ic_clock_store *s, uint64_t user)
 {
-    uint32_t x = s->utab[mix64(user) & (s->utab_cap - 1)];
-    return x && s->users[x - 1].id == user ? &s->users[x - 1] : NULL;
+    const uint64_t x = pf_slot(s, user);
+    return x && s->users[utab_index(x)].id == user ? &s->users[utab_index(x)] : NULL;
 }
 
 static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_t *a, int64_t *b);
@@ -382,8 +408,8 @@ void ic_clock_prefetch(const ic_clock_store *s, const ic_event *ev, size_t n, si
 {
     if (i + D_SLOT < n) __builtin_prefetch(&s->utab[mix64(ev[i + D_SLOT].user) & (s->utab_cap - 1)]);
     if (i + D_HEAD < n) {
-        uint32_t x = s->utab[mix64(ev[i + D_HEAD].user) & (s->utab_cap - 1)];
-        if (x) pf_lines(&s->users[x - 1], sizeof(ic__clk_user));
+        const uint64_t x = pf_slot(s, ev[i + D_HEAD].user);
+        if (x) pf_lines(&s->users[utab_index(x)], sizeof(ic__clk_user));
     }
     if (i + D_BLOCK < n) pf_block(s, &ev[i + D_BLOCK]);
     if (i + D_ENT < n) pf_entries(s, &ev[i + D_ENT]);
@@ -398,7 +424,7 @@ static void utab_resize(ic_clock_store *s, size_t cap)
     s->utab_cap = cap;
     s->utab = ic__pool_alloc(s->pool, s->utab_cap * sizeof *s->utab);
     memset(s->utab, 0, s->utab_cap * sizeof *s->utab);
-    for (size_t i = 0; i < s->n_users; i++) s->utab[utab_pos(s, s->users[i].id)] = (uint32_t)i + 1;
+    for (size_t i = 0; i < s->n_users; i++) s->utab[utab_pos(s, s->users[i].id)] = utab_slot(mix64(s->users[i].id), i);
 }
 
 /* Moves the users to an array of cap places (at least n_users). */
@@ -422,7 +448,7 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
     ic__clk_user *u = &s->users[s->n_users];
     memset(u, 0, sizeof *u);
     u->id = id;
-    s->utab[pos] = (uint32_t)++s->n_users;
+    s->utab[pos] = utab_slot(mix64(id), s->n_users++);
     if (s->light_max) { /* light until its records pass light_max */
         u->rec_cap = s->light_max < 8 ? s->light_max : 8;
         u->srec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->srec);
@@ -438,12 +464,12 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
 static void user_remove(ic_clock_store *s, size_t i)
 {
     size_t mask = s->utab_cap - 1, pos = utab_pos(s, s->users[i].id), j = pos;
-    IC_ASSERT(s->utab[pos] == i + 1);
+    IC_ASSERT(s->utab[pos] && utab_index(s->utab[pos]) == i);
     s->utab[pos] = 0;
     for (;;) {
         j = (j + 1) & mask;
         if (!s->utab[j]) break;
-        size_t want = mix64(s->users[s->utab[j] - 1].id) & mask;
+        size_t want = mix64(s->users[utab_index(s->utab[j])].id) & mask;
         /* Move j back into the hole unless its home lies cyclically in (pos, j]. */
         int stays = pos <= j ? (want > pos && want <= j) : (want > pos || want <= j);
         if (!stays) {
@@ -455,7 +481,7 @@ static void user_remove(ic_clock_store *s, size_t i)
     user_release(s, &s->users[i]);
     size_t last = s->n_users - 1;
     if (i != last) {
-        s->utab[utab_pos(s, s->users[last].id)] = (uint32_t)i + 1;
+        s->utab[utab_pos(s, s->users[last].id)] = utab_slot(mix64(s->users[last].id), i);
         s->users[i] = s->users[last];
     }
     s->n_users--;

@@ -130,7 +130,7 @@ struct ic_clock_store {
     double weight[IC_MAX_ACTIONS];
     ic__clk_user *users;      /* dense, in no particular order; 64-byte aligned */
     size_t n_users, users_cap;
-    uint32_t *utab;           /* open addressing id -> user index + 1 */
+    uint64_t *utab;           /* open addressing id -> user index + 1, tagged (clock.c) */
     size_t utab_cap;          /* a power of 2 */
     int64_t last_ts;          /* latest applied event, INT64_MIN before any */
     int64_t pruned_below;     /* records older than this may be gone */
