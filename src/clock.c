@@ -346,8 +346,9 @@ static const ic__clk_user *pf_user(const ic_clock_store *s, uint64_t user)
 static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_t *a, int64_t *b);
 
 /* Stage 3: the block's lines the event will touch: the list index, the
- * rows (copied out by the query), the ring around the window's ends and its
- * end, the hash slots of the event's values. The stages call the
+ * rows (copied out by the query), the ring around the window's ends, its
+ * end and its start (the records the prune drops), the hash slots of the
+ * event's values. The stages call the
  * out-of-line ic_local_hour on purpose: with an inline copy of it here the
  * hint ran 314 fewer instructions an event but the whole loop 6-13%
  * slower, in alternating runs (docs/PERFORMANCE.md). */
@@ -366,6 +367,7 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
     pf_lines(u->blk, head < 16 * 64 ? head : 16 * 64);
     if (u->end > u->start) {
         pf_lines(&u->rec[u->lo], 2 * 64);
+        pf_lines(&u->rec[u->start], 64);
         pf_lines(&u->rec[u->hi > u->start ? u->hi - 1 : u->hi], 64);
         pf_lines(&u->rec[u->end - 1], 2 * sizeof *u->rec);
     }
@@ -378,7 +380,8 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
 }
 
 /* Stage 4: the entries whose scores the event's query (records entering
- * and leaving the window) and apply (the event's values) will change. */
+ * and leaving the window) and apply (the event's values, and the records
+ * its prune drops: their reference counts) will change. */
 static void pf_entries(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
@@ -391,6 +394,10 @@ static void pf_entries(const ic_clock_store *s, const ic_event *ev)
             if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
                 __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
         for (uint32_t i = u->lo, m = 0; i < u->hi && m < 8 && u->rec[i].t < ra; i++, m++)
+            if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
+                __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
+        const int64_t rh = ev->ts - s->window - 2 * DAY - u->base; /* user_prune's horizon */
+        for (uint32_t i = u->start, m = 0; i < u->end && m < 8 && u->rec[i].t < rh; i++, m++)
             if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
                 __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
     }
