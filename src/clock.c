@@ -348,10 +348,10 @@ static void window_of(const ic_clock_store *s, int64_t t, int32_t tz_min, int64_
 /* Stage 3: the block's lines the event will touch: the list index, the
  * rows (copied out by the query), the ring around the window's ends, its
  * end and its start (the records the prune drops), the hash slots of the
- * event's values. The stages call the
- * out-of-line ic_local_hour on purpose: with an inline copy of it here the
- * hint ran 314 fewer instructions an event but the whole loop 6-13%
- * slower, in alternating runs (docs/PERFORMANCE.md). */
+ * event's values. The stages call the out-of-line ic_local_hour on
+ * purpose: with an inline copy of it here the hint ran 314 fewer
+ * instructions an event but the whole loop 6-13% slower, in alternating
+ * runs (docs/PERFORMANCE.md). */
 static void pf_block(const ic_clock_store *s, const ic_event *ev)
 {
     const ic__clk_user *u = pf_user(s, ev->user);
@@ -850,7 +850,6 @@ static void light_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
     u->rec_cap = cap;
 }
 
-/* (clock_internal.h; apply made sure live + 1 <= light_max.) */
 /* Makes room for m more records at time ts (>= the newest) at the end of
  * light user u's records (live + m <= light_max): a new time base when ts
  * would not fit, the live records moved to the front, or twice the places
@@ -867,6 +866,7 @@ static inline void light_room(ic_clock_store *s, ic__clk_user *u, int64_t ts, ui
     }
 }
 
+/* (clock_internal.h: the loader's way in; light_room asserts live + 1 <= light_max.) */
 void ic__clock_light_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, unsigned hf, uint64_t value,
                           int first)
 {
@@ -1083,13 +1083,15 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
             for (int f = 0; f < s->F; f++) {
                 const int fi = s->cfg.clock_field[f];
                 const uint32_t tf = t | (h * (unsigned)s->F + (unsigned)f) << IC__CLK_STBITS;
-                for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++)
-                    if (ev->val[j])
-                        u->srec[u->end++] = (ic__clk_srec){.value = ev->val[j], .tf = tf | first, .delta = delta},
-                        first = 0;
+                for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) {
+                    if (!ev->val[j]) continue;
+                    u->srec[u->end++] = (ic__clk_srec){.value = ev->val[j], .tf = tf | first, .delta = delta};
+                    first = 0;
+                }
             }
-            if (first) u->srec[u->end++] = (ic__clk_srec){.value = 0, .tf = t | IC__CLK_SNONE << IC__CLK_STBITS | first,
-                                                          .delta = delta};
+            if (first) /* no clock value: one record, so the event still counts */
+                u->srec[u->end++] =
+                    (ic__clk_srec){.value = 0, .tf = t | IC__CLK_SNONE << IC__CLK_STBITS | first, .delta = delta};
             u->newest = ev->ts;
             sweep_one(s, horizon);
             return IC_OK;
