@@ -313,6 +313,7 @@ ic__clk_user *ic__clock_user_find(const ic_clock_store *s, uint64_t id)
  * Every stage only reads the store; addresses may be stale by the time the
  * event comes (other events moved the block): then a hint is wasted. */
 enum { D_SLOT = 10, D_HEAD = 6, D_BLOCK = 3, D_ENT = 1 };
+enum { HEAD_LINES = 16 }; /* lines of a block's head (index, rows) stage 3 asks for */
 
 static void pf_lines(const void *p, size_t bytes)
 {
@@ -360,11 +361,10 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
         pf_lines(&u->srec[u->start], (u->end - u->start) * sizeof *u->srec);
         return;
     }
-    /* The list index and the first rows; the core's own stream prefetcher
-     * follows the query's sequential copy through the rest (asking for all
-     * rows of a large user measured no faster and costs instructions). */
+    /* The list index and the first rows; the query asks for the rest
+     * when it starts (pf_rows_rest). */
     size_t head = IC__CLK_HF + u->n_rows * s->row_bytes;
-    pf_lines(u->blk, head < 16 * 64 ? head : 16 * 64);
+    pf_lines(u->blk, head < HEAD_LINES * 64 ? head : HEAD_LINES * 64);
     if (u->end > u->start) {
         pf_lines(&u->rec[u->lo], 2 * 64);
         pf_lines(&u->rec[u->start], 64);
@@ -377,6 +377,17 @@ static void pf_block(const ic_clock_store *s, const ic_event *ev)
         for (int j = ev->voff[fi]; j < ev->voff[fi + 1] && j < IC_MAX_VALUES; j++)
             __builtin_prefetch(&u->slot[entry_hash(h * (unsigned)s->F + (unsigned)f, ev->val[j]) & mask]);
     }
+}
+
+/* The rows past the HEAD_LINES that stage 3 asked for, asked for when the
+ * query starts: its window's updates touch some of them and its copy reads
+ * them all. Asking for them all three events ahead made the loop slower
+ * (0.93x: lines held too early, and the heaviest users' are mostly in
+ * cache); now, ahead of the updates and the copy, 1.02-1.05x. */
+static void pf_rows_rest(const ic_clock_store *s, const ic__clk_user *u)
+{
+    const size_t head = IC__CLK_HF + u->n_rows * s->row_bytes;
+    if (head > HEAD_LINES * 64) pf_lines(u->blk + HEAD_LINES * 64, head - HEAD_LINES * 64);
 }
 
 /* Stage 4: the entries whose scores the event's query (records entering
@@ -1179,6 +1190,7 @@ int ic_clock_query(ic_clock_store *s, uint64_t user, int64_t t, int32_t tz_min, 
     if (!u) return 0;
     s->recent = (size_t)(u - s->users);
     if (is_light(u)) return light_query(s, u, a, b, out);
+    pf_rows_rest(s, u);
     user_window(s, u, a, b);
     for (int w = 0; w < 2; w++)
         for (uint64_t bits = u->dirty[w]; bits; bits &= bits - 1)
