@@ -282,7 +282,7 @@ static void rec_resize(ic_clock_store *s, ic__clk_user *u, uint32_t cap)
  * Zipf log's, at a load of up to 1/2). */
 
 static inline uint32_t utab_tag(uint64_t h) { return (uint32_t)(h >> 32); }
-static inline uint64_t utab_slot(uint64_t h, size_t index) { return (uint64_t)utab_tag(h) << 32 | (index + 1); }
+static inline uint64_t utab_slot(uint64_t id, size_t index) { return (uint64_t)utab_tag(mix64(id)) << 32 | (index + 1); }
 static inline size_t utab_index(uint64_t x) { return (size_t)(uint32_t)x - 1; } /* x != 0 */
 
 /* The slot holding id, or the empty slot where it would go. */
@@ -444,7 +444,7 @@ static void utab_resize(ic_clock_store *s, size_t cap)
     s->utab_cap = cap;
     s->utab = ic__pool_alloc(s->pool, s->utab_cap * sizeof *s->utab);
     memset(s->utab, 0, s->utab_cap * sizeof *s->utab);
-    for (size_t i = 0; i < s->n_users; i++) s->utab[utab_pos(s, s->users[i].id)] = utab_slot(mix64(s->users[i].id), i);
+    for (size_t i = 0; i < s->n_users; i++) s->utab[utab_pos(s, s->users[i].id)] = utab_slot(s->users[i].id, i);
 }
 
 /* Moves the users to an array of cap places (at least n_users). */
@@ -468,7 +468,7 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id)
     ic__clk_user *u = &s->users[s->n_users];
     memset(u, 0, sizeof *u);
     u->id = id;
-    s->utab[pos] = utab_slot(mix64(id), s->n_users++);
+    s->utab[pos] = utab_slot(id, s->n_users++);
     if (s->light_max) { /* light until its records pass light_max */
         u->rec_cap = s->light_max < 8 ? s->light_max : 8;
         u->srec = ic__pool_alloc(s->pool, u->rec_cap * sizeof *u->srec);
@@ -501,7 +501,7 @@ static void user_remove(ic_clock_store *s, size_t i)
     user_release(s, &s->users[i]);
     size_t last = s->n_users - 1;
     if (i != last) {
-        s->utab[utab_pos(s, s->users[last].id)] = utab_slot(mix64(s->users[last].id), i);
+        s->utab[utab_pos(s, s->users[last].id)] = utab_slot(s->users[last].id, i);
         s->users[i] = s->users[last];
     }
     s->n_users--;
@@ -1121,12 +1121,8 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
         int fi = s->cfg.clock_field[f];
         IC_ASSERT(ev->voff[fi] <= ev->voff[fi + 1] && ev->voff[fi + 1] <= IC_MAX_VALUES);
         for (int j = ev->voff[fi]; j < ev->voff[fi + 1]; j++) {
-            const uint64_t v = ev->val[j];
-            if (!v) continue;
-            const unsigned hf = h * (unsigned)s->F + (unsigned)f;
-            const uint64_t hh = entry_hash(hf, v);
-            uint32_t pos, x = slot_find(u, hf, v, hh, &pos);
-            uint32_t e = x ? x - 1 : entry_add(s, u, hf, v, hh, pos);
+            if (!ev->val[j]) continue;
+            const uint32_t e = ic__clock_entry_get(s, u, h * (unsigned)s->F + (unsigned)f, ev->val[j]);
             if (u->ent[e].refs++ == 0) u->n_dead--;
             refs[n++] = e | first;
             first = 0;
