@@ -29,6 +29,10 @@
  *   in a process's life, at up to ~4 ms per 2 MiB (docs/PERFORMANCE.md).
  *   Each timed line gives the loop's user and system seconds and minor
  *   faults apart, so the host's share is visible in either mode.
+ *   BENCH_CLOCK_VIEWS=chunk has each query write its own view of an array
+ *   of 512 (a chunk's), as the engine does, which keeps them for the
+ *   model; by default every query writes the same view, which stays in
+ *   cache (a caller that reads each clock at once, as a ranking request).
  *   BENCH_CLOCK_CLASSES=1 also times every event with the TSC (x86-64;
  *   ~2% overhead) and prints, per kind of user at the event (new, light,
  *   with a block and < 128 records, < 2048, heavier), its share of events
@@ -297,7 +301,9 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
     if (ic_clock_create(&s, cfg, &err) != IC_OK) exit(1);
     ic_event *ev = ic__xmalloc(CHUNK * sizeof *ev);
     for (int i = 0; i < CHUNK; i++) event_init(&ev[i]);
-    ic_clock_view *v = ic__xmalloc(sizeof *v);
+    const char *vw = getenv("BENCH_CLOCK_VIEWS");
+    const int chunk_views = vw && !strcmp(vw, "chunk");
+    ic_clock_view *v = ic__xalloc_aligned((chunk_views ? CHUNK : 1) * sizeof *v);
     long filled = 0;
     const char *bk = getenv("BENCH_CLOCK_CLASSES");
     const int by_kind = HAVE_TSC && bk && strcmp(bk, "0");
@@ -322,7 +328,7 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
                 uint64_t ta = ticks();
                 if (prefetch) ic_clock_prefetch(s, ev, m, i);
                 uint64_t tb = ticks();
-                filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, v);
+                filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, chunk_views ? &v[i] : v);
                 uint64_t tc = ticks();
                 if (ic_clock_apply(s, &ev[i], &err) != IC_OK) exit(1);
                 uint64_t te = ticks();
@@ -332,7 +338,7 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
                 continue;
             }
             if (prefetch) ic_clock_prefetch(s, ev, m, i);
-            filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, v);
+            filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, chunk_views ? &v[i] : v);
             if (ic_clock_apply(s, &ev[i], &err) != IC_OK) exit(1);
         }
     }
@@ -343,11 +349,11 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
     printf("{\"bench\":\"clock_apply_query\",\"log\":\"%s\",\"mode\":\"%s\",\"prefetch\":%s,\"events\":%zu,\"cpu_seconds\":%.3f,"
            "\"wall_seconds\":%.3f,\"events_per_s\":%.0f,\"ns_per_event\":%.1f,\"nonempty_queries\":%ld,\"users\":%zu,"
            "\"bytes\":%zu,\"bytes_per_user\":%.0f,\"k\":%d,\"fields\":%d,\"window_days\":%d,"
-           "\"steady_events\":%zu,\"steady_events_per_s\":%.0f,\"run_in_process\":%d,\"warm_mb\":%zu,"
+           "\"steady_events\":%zu,\"steady_events_per_s\":%.0f,\"run_in_process\":%d,\"warm_mb\":%zu,\"views\":\"%s\","
            "\"user_seconds\":%.3f,\"sys_seconds\":%.3f,\"minor_faults\":%ld}\n",
            log, cfg->refresh == IC_REFRESH_DAILY ? "daily" : "realtime", prefetch ? "true" : "false", n, dt, wall,
            n / dt, 1e9 * dt / n, filled, users, bytes, (double)bytes / (double)(users ? users : 1),
-           cfg->top_k, cfg->n_clock, cfg->window_days, n - steady_off, steady_rate, run_in_process, warm_mb, u1 - u0,
+           cfg->top_k, cfg->n_clock, cfg->window_days, n - steady_off, steady_rate, run_in_process, warm_mb, chunk_views ? "chunk" : "one", u1 - u0,
            s1 - s0, f1 - f0);
     if (by_kind) print_kinds(log, kinds, n);
     free(v);
