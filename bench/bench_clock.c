@@ -303,6 +303,7 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
     for (int i = 0; i < CHUNK; i++) event_init(&ev[i]);
     const char *vw = getenv("BENCH_CLOCK_VIEWS");
     const int chunk_views = vw && !strcmp(vw, "chunk");
+    /* 64-byte aligned, as the type asks (malloc gave 16: no change in speed). */
     ic_clock_view *v = ic__xalloc_aligned((chunk_views ? CHUNK : 1) * sizeof *v);
     long filled = 0;
     const char *bk = getenv("BENCH_CLOCK_CLASSES");
@@ -323,12 +324,13 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
         if (steady_off == n && L[off].ts >= steady_from) steady_off = off, t_steady = cpu_now();
         for (size_t i = 0; i < m; i++) expand(&L[off + i], &ev[i]);
         for (size_t i = 0; i < m; i++) {
+            ic_clock_view *dst = chunk_views ? &v[i] : v;
             if (by_kind) { /* the same calls, timed apart */
                 kind_time *k = &kinds[user_kind(s, ev[i].user)];
                 uint64_t ta = ticks();
                 if (prefetch) ic_clock_prefetch(s, ev, m, i);
                 uint64_t tb = ticks();
-                filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, chunk_views ? &v[i] : v);
+                filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, dst);
                 uint64_t tc = ticks();
                 if (ic_clock_apply(s, &ev[i], &err) != IC_OK) exit(1);
                 uint64_t te = ticks();
@@ -338,7 +340,7 @@ static void bench_fast(const ic_config *cfg, const char *log, const cevent *L, s
                 continue;
             }
             if (prefetch) ic_clock_prefetch(s, ev, m, i);
-            filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, chunk_views ? &v[i] : v);
+            filled += ic_clock_query(s, ev[i].user, ev[i].ts, ev[i].tz_min, dst);
             if (ic_clock_apply(s, &ev[i], &err) != IC_OK) exit(1);
         }
     }
