@@ -6,7 +6,7 @@
  *
  * How a query stays point-in-time correct: an applied event only appends
  * records to its user's list; scores hold exactly the records of the
- * window of the user's last query, rec[lo..hi). A query moves both ends of
+ * window of the user's last query, the events rec[lo..hi). A query moves both ends of
  * that window to its own [a, b) (either direction), so events at or after
  * b (already applied, e.g. in the same second) are never seen, and expiry
  * at a is exact whenever the user is next looked at (lazy expiry). Records
@@ -19,7 +19,8 @@
  * Memory layout (clock_internal.h), chosen because the work is bound by
  * memory latency, not arithmetic: a user is a 128-byte header plus one
  * block (list rows with their cached top-k, entries, hash slots) and a
- * ring of 12-byte records, so an event touches few cache lines and no
+ * ring of its events (32-bit words: a time, a score and a ref per clock
+ * value, 20 bytes for three), so an event touches few cache lines and no
  * allocation happens except when a part doubles or halves; blocks come from the
  * store's pool (pool.c), which keeps freed memory for reuse because a
  * fresh page costs a fault. ic_clock_prefetch runs a pipeline of hints
@@ -245,14 +246,14 @@ static void user_move(ic_clock_store *s, ic__clk_user *u, blk_caps c)
     block_release(s, &old);
 }
 
-/* Records that fill the pool block of at least cap records: the pool
+/* Words that fill the pool block of at least cap words: the pool
  * rounds a block up to its class (up to 25%), so the ring uses it all. */
 static uint32_t rec_cap_for(uint32_t cap)
 {
-    return (uint32_t)(ic__pool_class_bytes((size_t)cap * sizeof(ic__clk_rec)) / sizeof(ic__clk_rec));
+    return (uint32_t)(ic__pool_class_bytes((size_t)cap * sizeof(uint32_t)) / sizeof(uint32_t));
 }
 
-/* Gives u's records a capacity of cap (at least the live ones; rounded up
+/* Gives u's ring a capacity of cap words (at least the live ones; rounded up
  * to fill its pool block when it changes), moving the live ones to the
  * front. The records have a block of their own, so only they are copied
  * (the pool grows a block in place when it can, and remaps one above 1
@@ -390,6 +391,20 @@ static void pf_rows_rest(const ic_clock_store *s, const ic__clk_user *u)
     if (head > HEAD_LINES * 64) pf_lines(u->blk + HEAD_LINES * 64, head - HEAD_LINES * 64);
 }
 
+/* The entries of the events from word i on before time rt (relative to
+ * u's base) and before word end, at most 8 refs' worth. */
+static void pf_events(const ic__clk_user *u, uint32_t i, uint32_t end, int64_t rt)
+{
+    const uint32_t *w = u->rec;
+    for (uint32_t m = 0, r; i < end && m < 8 && w[i] < rt;) {
+        i += 2;
+        do {
+            r = w[i++], m++;
+            if ((r & IC__CLK_REF) != IC__CLK_RNONE) __builtin_prefetch(&u->ent[r & IC__CLK_REF]);
+        } while (!(r & IC__CLK_LAST));
+    }
+}
+
 /* Stage 4: the rest of the rows, and the entries whose scores the event's
  * query (records entering and leaving the window) and apply (the event's
  * values, and the records its prune drops: their reference counts) will
@@ -402,17 +417,9 @@ static void pf_entries(const ic_clock_store *s, const ic_event *ev)
     if (u->end > u->start) {
         int64_t a, b;
         window_of(s, ev->ts, ev->tz_min, &a, &b);
-        int64_t ra = a - u->base, rb = b - u->base;
-        for (uint32_t i = u->hi, m = 0; i < u->end && m < 8 && u->rec[i].t < rb; i++, m++)
-            if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
-                __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
-        for (uint32_t i = u->lo, m = 0; i < u->hi && m < 8 && u->rec[i].t < ra; i++, m++)
-            if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
-                __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
-        const int64_t rh = ev->ts - s->window - 2 * DAY - u->base; /* user_prune's horizon */
-        for (uint32_t i = u->start, m = 0; i < u->end && m < 8 && u->rec[i].t < rh; i++, m++)
-            if ((u->rec[i].ref & ~IC__CLK_FIRST) != IC__CLK_NONE)
-                __builtin_prefetch(&u->ent[u->rec[i].ref & ~IC__CLK_FIRST]);
+        pf_events(u, u->hi, u->end, b - u->base);
+        pf_events(u, u->lo, u->hi, a - u->base);
+        pf_events(u, u->start, u->end, ev->ts - s->window - 2 * DAY - u->base); /* user_prune's horizon */
     }
     unsigned h = (unsigned)ic_local_hour(ev->ts, ev->tz_min), mask = u->slot_cap - 1;
     for (int f = 0; f < s->F; f++) {
@@ -602,8 +609,12 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
         if (old.ent[e].refs) u->ent[remap[e] = off[old.ent[e].hf]++] = old.ent[e];
     }
     for (uint32_t i = u->start; i < u->end; i++) { /* the records stay; their entries move */
-        uint32_t e = u->rec[i].ref & ~IC__CLK_FIRST;
-        if (e != IC__CLK_NONE) u->rec[i].ref = remap[e] | (u->rec[i].ref & IC__CLK_FIRST);
+        uint32_t r;
+        for (i += 2;; i++) {
+            r = u->rec[i];
+            if ((r & IC__CLK_REF) != IC__CLK_RNONE) u->rec[i] = remap[r & IC__CLK_REF] | (r & ~IC__CLK_REF);
+            if (r & IC__CLK_LAST) break;
+        }
     }
     free(remap);
     u->n_ent = m, u->n_sorted = m, u->n_dead = 0, u->n_rows = 0;
@@ -628,22 +639,22 @@ static void user_compact(ic_clock_store *s, ic__clk_user *u)
 /* Moves the time base to the oldest record, so that ts fits in 32 bits. */
 static void rec_rebase(ic__clk_user *u, int64_t ts)
 {
-    uint32_t shift = u->rec[u->start].t;
-    for (uint32_t i = u->start; i < u->end; i++) u->rec[i].t -= shift;
+    uint32_t shift = u->rec[u->start];
+    for (uint32_t i = u->start; i < u->end; i = ic__rec_next(u->rec, i)) u->rec[i] -= shift;
     u->base += shift;
     /* Records span at most W + 2 days (pruned before each push). */
     IC_ASSERT((uint64_t)ts - (uint64_t)u->base <= UINT32_MAX);
 }
 
-/* The ring capacity for live records after a resize: room for half as
+/* The ring capacity for live words after a resize: room for half as
  * many again (twice as many, plus 8, while small). */
 static uint32_t rec_fit(uint32_t live) { return live < 64 ? 2 * live + 8 : live + live / 2; }
 
-/* The ring has fewer than n places left at its end: moves the live
- * records to the front when they fill at most two thirds of it and that
- * leaves n places (at most two records moved per push until the next
- * move), else gives it room for 1.5 x its live records and the n (2 x
- * while small). So the ring stays 1-1.5 x its live records in steady
+/* The ring has fewer than n words left at its end: moves the live
+ * words to the front when they fill at most two thirds of it and that
+ * leaves n words (at most two words moved per word pushed until the next
+ * move), else gives it room for 1.5 x its live words and the n (2 x
+ * while small). So the ring stays 1-1.5 x its live words in steady
  * state (memory is most of the store's cost on a fresh machine: a new page
  * costs a fault). */
 static void rec_make_room(ic_clock_store *s, ic__clk_user *u, uint32_t n)
@@ -659,12 +670,16 @@ static void rec_make_room(ic_clock_store *s, ic__clk_user *u, uint32_t n)
 
 void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, const uint32_t *refs, uint32_t n)
 {
-    IC_ASSERT(n > 0 && (u->start == u->end || ic__clock_rec_ts(u, u->end - 1) <= ts));
+    IC_ASSERT(n > 0 && n <= IC_MAX_VALUES && (u->start == u->end || u->newest <= ts));
     if (u->start == u->end) u->base = u->oldest = ts;
     else if ((uint64_t)ts - (uint64_t)u->base > UINT32_MAX) rec_rebase(u, ts);
-    if (u->rec_cap - u->end < n) rec_make_room(s, u, n);
-    const uint32_t t = (uint32_t)(ts - u->base);
-    for (uint32_t j = 0; j < n; j++) u->rec[u->end++] = (ic__clk_rec){.t = t, .delta = delta, .ref = refs[j]};
+    if (u->rec_cap - u->end < n + 2) rec_make_room(s, u, n + 2);
+    uint32_t *w = u->rec + u->end;
+    w[0] = (uint32_t)(ts - u->base);
+    memcpy(&w[1], &delta, sizeof delta);
+    for (uint32_t j = 0; j < n; j++) w[2 + j] = refs[j];
+    w[2] |= IC__CLK_FIRST, w[n + 1] |= IC__CLK_LAST;
+    u->end += n + 2;
     u->newest = ts;
 }
 
@@ -743,28 +758,41 @@ static void top_update(const ic_clock_store *s, ic__clk_user *u, const ic__clk_e
     if (sx < so && n == k && p == n - 1) mark_dirty(u, hf);
 }
 
-static inline void rec_include(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
+/* Adds the event at word i to the window's sums; returns the word after it. */
+static inline uint32_t ev_include(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
 {
-    uint32_t r = u->rec[i].ref, e = r & ~IC__CLK_FIRST;
-    u->n_in += r >> 31;
-    if (e == IC__CLK_NONE) return;
-    ic__clk_entry *x = &u->ent[e];
-    double old = x->score;
-    x->score += u->rec[i].delta;
-    x->count++;
-    top_update(s, u, x, old);
+    const double d = ic__rec_delta(u->rec, i);
+    u->n_in++;
+    for (i += 2;; i++) {
+        const uint32_t r = u->rec[i], e = r & IC__CLK_REF;
+        if (e != IC__CLK_RNONE) {
+            ic__clk_entry *x = &u->ent[e];
+            const double old = x->score;
+            x->score += d;
+            x->count++;
+            top_update(s, u, x, old);
+        }
+        if (r & IC__CLK_LAST) return i + 1;
+    }
 }
 
-static inline void rec_exclude(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
+/* Takes the event at word i out of the window's sums; returns the word
+ * after it. */
+static inline uint32_t ev_exclude(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
 {
-    uint32_t r = u->rec[i].ref, e = r & ~IC__CLK_FIRST;
-    u->n_in -= r >> 31;
-    if (e == IC__CLK_NONE) return;
-    ic__clk_entry *x = &u->ent[e];
-    double old = x->score;
-    x->score -= u->rec[i].delta;
-    if (--x->count == 0) x->score = 0; /* no residue from inexact sums */
-    top_update(s, u, x, old);
+    const double d = ic__rec_delta(u->rec, i);
+    u->n_in--;
+    for (i += 2;; i++) {
+        const uint32_t r = u->rec[i], e = r & IC__CLK_REF;
+        if (e != IC__CLK_RNONE) {
+            ic__clk_entry *x = &u->ent[e];
+            const double old = x->score;
+            x->score -= d;
+            if (--x->count == 0) x->score = 0; /* no residue from inexact sums */
+            top_update(s, u, x, old);
+        }
+        if (r & IC__CLK_LAST) return i + 1;
+    }
 }
 
 /* Moves the included records to exactly those with a <= ts < b: first
@@ -773,30 +801,32 @@ static inline void rec_exclude(const ic_clock_store *s, ic__clk_user *u, uint32_
  * it: the differences are then negative, never wrapped). */
 static void user_window(const ic_clock_store *s, ic__clk_user *u, int64_t a, int64_t b)
 {
-    const ic__clk_rec *r = u->rec;
-    int64_t ra = a - u->base, rb = b - u->base;
-    while (u->hi < u->end && r[u->hi].t < rb) rec_include(s, u, u->hi++);
-    while (u->lo > u->start && r[u->lo - 1].t >= ra) rec_include(s, u, --u->lo);
-    while (u->lo < u->hi && r[u->lo].t < ra) rec_exclude(s, u, u->lo++);
-    while (u->hi > u->lo && r[u->hi - 1].t >= rb) rec_exclude(s, u, --u->hi);
+    const uint32_t *w = u->rec;
+    const int64_t ra = a - u->base, rb = b - u->base;
+    while (u->hi < u->end && w[u->hi] < rb) u->hi = ev_include(s, u, u->hi);
+    for (uint32_t p; u->lo > u->start && w[p = ic__rec_prev(w, u->lo)] >= ra; u->lo = p) ev_include(s, u, p);
+    while (u->lo < u->hi && w[u->lo] < ra) u->lo = ev_exclude(s, u, u->lo);
+    for (uint32_t p; u->hi > u->lo && w[p = ic__rec_prev(w, u->hi)] >= rb; u->hi = p) ev_exclude(s, u, p);
 }
 
 /* Drops the records older than horizon for good. */
 static void user_drop_old(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
     int64_t rh = horizon - u->base;
-    while (u->start < u->end && u->rec[u->start].t < rh) {
+    while (u->start < u->end && u->rec[u->start] < rh) {
         if (u->lo == u->start) {
-            if (u->hi > u->start) rec_exclude(s, u, u->start);
-            u->lo++;
+            u->lo = u->hi > u->start ? ev_exclude(s, u, u->start) : ic__rec_next(u->rec, u->start);
             if (u->hi < u->lo) u->hi = u->lo;
         }
-        uint32_t e = u->rec[u->start].ref & ~IC__CLK_FIRST;
-        if (e != IC__CLK_NONE && --u->ent[e].refs == 0) u->n_dead++;
-        u->start++;
+        uint32_t r, i = u->start + 2;
+        do {
+            r = u->rec[i++];
+            if ((r & IC__CLK_REF) != IC__CLK_RNONE && --u->ent[r & IC__CLK_REF].refs == 0) u->n_dead++;
+        } while (!(r & IC__CLK_LAST));
+        u->start = i;
     }
     if (u->start == u->end) u->start = u->lo = u->hi = u->end = 0;
-    else u->oldest = ic__clock_rec_ts(u, u->start);
+    else u->oldest = u->base + u->rec[u->start];
     uint32_t live = u->end - u->start;
     uint32_t fit = rec_cap_for(rec_fit(live));
     if (u->rec_cap > 16 && live * 3 < u->rec_cap && fit < u->rec_cap) rec_resize(s, u, fit);
@@ -807,9 +837,10 @@ static void user_to_light(ic_clock_store *s, ic__clk_user *u);
 
 /* Drops old records and reclaims memory; reads only *u when there is
  * nothing to do (the sweep visits users that are cold in cache). A user
- * with a block whose records fall to half of what a light user may keep
- * becomes light again (half: a user near the limit does not change back
- * and forth). */
+ * with a block whose ring falls to light_max words becomes light again:
+ * then it has at most light_max records (a ref is a word, and an event
+ * two more: with three values, ~38 records where a light user may keep
+ * 64, so a user near the limit does not change back and forth). */
 static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
 {
     if (is_light(u)) {
@@ -817,7 +848,7 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
         return;
     }
     if (u->start < u->end && u->oldest < horizon) user_drop_old(s, u, horizon);
-    if (s->light_max && u->end - u->start <= s->light_max / 2) {
+    if (s->light_max && u->end - u->start <= s->light_max) {
         user_to_light(s, u);
         return;
     }
@@ -835,7 +866,7 @@ static void user_prune(ic_clock_store *s, ic__clk_user *u, int64_t horizon)
  * from them, at most light_max records, in time order and in double as
  * the reference does. When an event would take it past light_max records
  * it gets a block (ic__clock_user_to_big), and it is light again once its
- * records fall to light_max / 2 (user_to_light). light_max 64: 32 and 128
+ * ring falls to light_max words (user_prune). light_max 64: 32 and 128
  * ran as fast within this machine's noise; 128 used 10% less memory and
  * 19% fewer simulated LL misses an event but 14% more instructions
  * (docs/PERFORMANCE.md). */
@@ -911,14 +942,18 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
     u->rec_cap = rec_cap_for(rec_fit(b - a));
     u->rec = ic__pool_alloc(s->pool, (size_t)u->rec_cap * sizeof *u->rec);
     user_move(s, u, (blk_caps){.rows = 8, .ent = 8, .slot = 16}); /* blk NULL: a fresh block */
-    for (uint32_t i = a; i < b; i++) {
-        uint32_t ref = IC__CLK_NONE;
-        if (ic__srec_hf(&r[i]) != IC__CLK_SNONE) {
-            ref = ic__clock_entry_get(s, u, ic__srec_hf(&r[i]), r[i].value);
-            if (u->ent[ref].refs++ == 0) u->n_dead--;
+    for (uint32_t i = a, j; i < b; i = j) { /* an event: srec[i] and the records after it not flagged first */
+        uint32_t refs[IC_MAX_VALUES], n = 0;
+        for (j = i; j < b && (j == i || !ic__srec_first(&r[j])); j++) {
+            IC_ASSERT(n < IC_MAX_VALUES);
+            uint32_t ref = IC__CLK_RNONE;
+            if (ic__srec_hf(&r[j]) != IC__CLK_SNONE) {
+                ref = ic__clock_entry_get(s, u, ic__srec_hf(&r[j]), r[j].value);
+                if (u->ent[ref].refs++ == 0) u->n_dead--;
+            }
+            refs[n++] = ref;
         }
-        ref |= ic__srec_first(&r[i]) ? IC__CLK_FIRST : 0;
-        ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, &ref, 1);
+        ic__clock_rec_push(s, u, base + ic__srec_t(&r[i]), r[i].delta, refs, n);
     }
     ic__pool_release(s->pool, r, (size_t)cap * sizeof *r);
 }
@@ -929,10 +964,12 @@ void ic__clock_user_to_big(ic_clock_store *s, ic__clk_user *u)
 static void user_to_light(ic_clock_store *s, ic__clk_user *u)
 {
     const ic__clk_user old = *u;
-    const uint32_t live = old.end - old.start;
-    IC_ASSERT(!is_light(u) && live <= s->light_max);
+    IC_ASSERT(!is_light(u) && old.end - old.start <= s->light_max);
+    uint32_t live = 0; /* records: the refs */
+    for (uint32_t i = old.start, j; i < old.end; i = j) live += (j = ic__rec_next(old.rec, i)) - i - 2;
     uint32_t cap = s->light_max < 8 ? s->light_max : 8;
-    while (cap < live) cap *= 2; /* as a light user's records grow: cap < 2 live <= light_max */
+    while (cap < live) cap *= 2; /* as a light user's records grow: cap < 2 live <= 2 light_max */
+    if (cap > s->light_max) cap = s->light_max;
     const uint64_t id = u->id;
     memset(u, 0, sizeof *u);
     u->id = id;
@@ -940,15 +977,22 @@ static void user_to_light(ic_clock_store *s, ic__clk_user *u)
     u->rec_cap = cap;
     u->srec = ic__pool_alloc(s->pool, (size_t)cap * sizeof *u->srec);
     if (live) {
-        const uint32_t shift = old.rec[old.start].t; /* records span at most W + 2 days < 2^24 s */
+        const uint32_t shift = old.rec[old.start]; /* events span at most W + 2 days < 2^24 s */
         u->base = u->oldest = old.base + shift;
-        for (uint32_t i = old.start; i < old.end; i++) {
-            const ic__clk_rec *r = &old.rec[i];
-            const uint32_t e = r->ref & ~IC__CLK_FIRST;
-            const unsigned hf = e == IC__CLK_NONE ? IC__CLK_SNONE : old.ent[e].hf;
-            u->srec[u->end++] = (ic__clk_srec){.value = e == IC__CLK_NONE ? 0 : old.ent[e].value,
-                                               .tf = (r->t - shift) | hf << IC__CLK_STBITS | (r->ref & IC__CLK_FIRST),
-                                               .delta = r->delta};
+        for (uint32_t i = old.start; i < old.end;) { /* an event's refs become records */
+            const uint32_t t = old.rec[i] - shift;
+            const float delta = ic__rec_delta(old.rec, i);
+            uint32_t r;
+            for (i += 2;; i++) {
+                r = old.rec[i];
+                const uint32_t e = r & IC__CLK_REF;
+                const unsigned hf = e == IC__CLK_RNONE ? IC__CLK_SNONE : old.ent[e].hf;
+                u->srec[u->end++] = (ic__clk_srec){.value = e == IC__CLK_RNONE ? 0 : old.ent[e].value,
+                                                   .tf = t | hf << IC__CLK_STBITS | (r & IC__CLK_FIRST),
+                                                   .delta = delta};
+                if (r & IC__CLK_LAST) break;
+            }
+            i++;
         }
     }
     block_release(s, &old);
@@ -1116,7 +1160,7 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
                         "clock: user %016llx would hold more than %u (hour, field, value) pairs in its window; "
                         "event at %lld not applied", (unsigned long long)ev->user, s->ent_max, (long long)ev->ts);
     /* Its entries (found, or added), then its records in one push. */
-    uint32_t refs[IC_MAX_VALUES], n = 0, first = IC__CLK_FIRST;
+    uint32_t refs[IC_MAX_VALUES], n = 0;
     for (int f = 0; f < s->F; f++) {
         int fi = s->cfg.clock_field[f];
         IC_ASSERT(ev->voff[fi] <= ev->voff[fi + 1] && ev->voff[fi + 1] <= IC_MAX_VALUES);
@@ -1124,11 +1168,10 @@ ic_status ic_clock_apply(ic_clock_store *s, const ic_event *ev, ic_error *err)
             if (!ev->val[j]) continue;
             const uint32_t e = ic__clock_entry_get(s, u, h * (unsigned)s->F + (unsigned)f, ev->val[j]);
             if (u->ent[e].refs++ == 0) u->n_dead--;
-            refs[n++] = e | first;
-            first = 0;
+            refs[n++] = e;
         }
     }
-    if (!n) refs[n++] = IC__CLK_NONE | IC__CLK_FIRST;
+    if (!n) refs[n++] = IC__CLK_RNONE;
     ic__clock_rec_push(s, u, ev->ts, delta, refs, n);
     sweep_one(s, horizon);
     return IC_OK;

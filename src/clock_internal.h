@@ -23,38 +23,61 @@
  *                       the pair's hash above (a probe reads an entry only
  *                       when they match)
  * and in a block of its own, so that a ring resize copies only records
- * and a move of the clock part none (1-1.5 x its live records, below):
- *   rec[rec_cap]        rec[start .. end) every retained contribution, in
- *                       time order: one per (event, clock value); an event
- *                       without clock values leaves one record with no
- *                       entry, so it still counts as "an event in the
- *                       window". rec[lo .. hi) are the contributions inside
- *                       the last query's window: exactly those summed into
- *                       ent[].score.
+ * and a move of the clock part none (1-1.5 x its live words, below):
+ *   rec[rec_cap]        rec[start .. end) every retained event, in time
+ *                       order, as 32-bit words: its time (- u->base), its
+ *                       score (float bits), then one ref per clock value
+ *                       (the entry index, or IC__CLK_RNONE for an event
+ *                       without clock values, which so still counts as
+ *                       "an event in the window"), the first flagged
+ *                       IC__CLK_FIRST and the last IC__CLK_LAST: 20 bytes
+ *                       for three values, where a record per value took
+ *                       36. rec[lo .. hi) are the events inside the last
+ *                       query's window: exactly those summed into
+ *                       ent[].score. start, lo, hi and end are word
+ *                       indices at an event's first word.
  * dirty[] marks the lists whose cached top-k is stale.
  *
  * A light user (blk == NULL) has no block: until its live
  * records pass s->light_max it keeps only srec[start .. end), one per
  * (event, clock value) with the value inline, and a query sums its window
  * from them (clock.c, "Light users"); a user with a block is light again
- * once its records fall to s->light_max / 2. lo, hi, n_in and the block's
+ * once its ring falls to s->light_max words. lo, hi, n_in and the block's
  * fields are unused then. */
 #ifndef IC_CLOCK_INTERNAL_H
 #define IC_CLOCK_INTERNAL_H
 
 #include "internal.h"
 
-#define IC__CLK_FIRST 0x80000000u  /* rec.ref: first record of its event */
-#define IC__CLK_NONE 0x7fffffffu   /* rec.ref / list end: no entry */
+#define IC__CLK_FIRST 0x80000000u  /* ref word: its event's first ref */
+#define IC__CLK_LAST 0x40000000u   /* ref word: its event's last ref */
+#define IC__CLK_REF 0x00ffffffu    /* ref word: the entry index */
+#define IC__CLK_RNONE IC__CLK_REF  /* ref word: no entry (an event without clock values) */
+#define IC__CLK_NONE 0x7fffffffu   /* list end: no entry */
 #define IC__CLK_HF (IC_HOURS * IC_MAX_CLOCK_FIELDS)
 
-/* 12 bytes: the time is relative to the user's base, which moves (all
- * records rewritten) only when a new record would not fit in 32 bits. */
-typedef struct {
-    uint32_t t;     /* the event's time - u->base, seconds */
-    float delta;    /* the event's score: sum_a weight_a * action_a */
-    uint32_t ref;   /* entry index (or IC__CLK_NONE) | IC__CLK_FIRST */
-} ic__clk_rec;
+/* The word of a user's ring after its event that starts at word i: the
+ * refs, at i + 2 on, end at the one flagged IC__CLK_LAST. */
+static inline uint32_t ic__rec_next(const uint32_t *w, uint32_t i)
+{
+    for (i += 2; !(w[i] & IC__CLK_LAST); i++) {}
+    return i + 1;
+}
+/* The first word of the event that ends just before word i (the refs
+ * before i go back to the one flagged IC__CLK_FIRST, then the score and
+ * the time). */
+static inline uint32_t ic__rec_prev(const uint32_t *w, uint32_t i)
+{
+    for (i--; !(w[i] & IC__CLK_FIRST); i--) {}
+    return i - 2;
+}
+/* The score of the event that starts at word i. */
+static inline float ic__rec_delta(const uint32_t *w, uint32_t i)
+{
+    float d;
+    memcpy(&d, &w[i + 1], sizeof d);
+    return d;
+}
 
 /* A light user's record, 16 bytes: one per (event, clock value), in time
  * order; an event without clock values leaves one with list IC__CLK_SNONE.
@@ -100,19 +123,19 @@ typedef struct {
 typedef struct {
     uint64_t id;
     int64_t base;             /* record times are ts - base */
-    int64_t oldest;           /* base + rec[start].t if any record */
-    uint32_t start, lo, hi, end, rec_cap;
-    uint32_t n_in;            /* included records flagged IC__CLK_FIRST */
+    int64_t oldest;           /* base + rec[start] (srec[start]'s time) if any event */
+    uint32_t start, lo, hi, end, rec_cap; /* words of rec (records of srec) */
+    uint32_t n_in;            /* included events */
     uint32_t n_ent, ent_cap, n_dead, slot_cap;
     uint32_t n_sorted;        /* entries at the last compaction (grouped by list) */
     uint8_t n_rows, row_cap;
     uint64_t dirty[2];        /* bit hf: the cached top-k of hf is stale */
     unsigned char *blk;       /* the block (from the store's pool); starts with cidx, then the rows */
-    int64_t newest;           /* base + rec[end - 1].t if any record */
+    int64_t newest;           /* the time of the last event if any */
     ic__clk_entry *ent;       /* into blk */
     uint32_t *slot;           /* into blk; slot_cap a power of 2 */
     union {
-        ic__clk_rec *rec;     /* its own block (from the store's pool) */
+        uint32_t *rec;        /* its own block (from the store's pool) */
         ic__clk_srec *srec;   /* the same, for a light user (blk NULL) */
     };
 } ic__clk_user;
@@ -172,12 +195,11 @@ ic__clk_user *ic__clock_user_add(ic_clock_store *s, uint64_t id);
 /* Entry index of (hf, value) in u, created with no records if new. May
  * move u's block (u->ent and the other block pointers change). */
 uint32_t ic__clock_entry_get(ic_clock_store *s, ic__clk_user *u, unsigned hf, uint64_t value);
-/* Appends n > 0 records of one time and delta (an event's: ts must be >=
- * the last record's), refs[j] each. Moves u's records (never its block)
- * when they need room. */
+/* Appends an event of time ts and score delta (ts must be >= the last
+ * one's) with n > 0 refs: entry indices, or IC__CLK_RNONE alone for an
+ * event without clock values (its entries' refs counts are the caller's).
+ * Moves u's records (never its block) when they need room. */
 void ic__clock_rec_push(ic_clock_store *s, ic__clk_user *u, int64_t ts, float delta, const uint32_t *refs, uint32_t n);
-/* The time of u's record i (start <= i < end). */
-static inline int64_t ic__clock_rec_ts(const ic__clk_user *u, uint32_t i) { return u->base + u->rec[i].t; }
 
 /* The brute-force reference: the clock of user at t computed from scratch
  * from events[0..n) (any order; events at or after t are ignored), with the

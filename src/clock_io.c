@@ -9,6 +9,10 @@
  *   per user: id (u64), n_ent (u32), n_rec (u32),
  *     n_ent x { value (u64), hf (u16) },
  *     n_rec x { ts (i64), delta (f32), ref (u32) }   in time order
+ *   a record per (event, clock value): ref is the entry's index, or
+ *   0x7fffffff for an event without clock values (one record), with the
+ *   top bit set on an event's first record; the records after it carry
+ *   the event's ts and delta (the ring keeps them once an event)
  * Running scores and caches are not saved: a loaded user has no records
  * included yet, and its first query sums its window from the records.
  * A light user (clock.c) is saved in the same form, its distinct (value,
@@ -84,7 +88,8 @@ static void write_user(ic_bwriter *w, const ic__clk_user *u)
         write_light_user(w, u);
         return;
     }
-    uint32_t n_rec = u->end - u->start;
+    uint32_t n_rec = 0; /* the file keeps a record per ref, as a light user's */
+    for (uint32_t i = u->start, j; i < u->end; i = j) n_rec += (j = ic__rec_next(u->rec, i)) - i - 2;
     ic__bw_write(w, &u->id, 8);
     ic__bw_write(w, &u->n_ent, 4);
     ic__bw_write(w, &n_rec, 4);
@@ -92,11 +97,18 @@ static void write_user(ic_bwriter *w, const ic__clk_user *u)
         ic__bw_write(w, &u->ent[e].value, 8);
         ic__bw_write(w, &u->ent[e].hf, 2);
     }
-    for (uint32_t i = u->start; i < u->end; i++) {
-        int64_t ts = ic__clock_rec_ts(u, i);
-        ic__bw_write(w, &ts, 8);
-        ic__bw_write(w, &u->rec[i].delta, 4);
-        ic__bw_write(w, &u->rec[i].ref, 4);
+    for (uint32_t i = u->start; i < u->end;) {
+        const int64_t ts = u->base + u->rec[i];
+        const float delta = ic__rec_delta(u->rec, i);
+        uint32_t r;
+        i += 2;
+        do { /* ref: the entry index (IC__CLK_NONE: none), IC__CLK_FIRST on an event's first */
+            r = u->rec[i++];
+            const uint32_t e = r & IC__CLK_REF, ref = (e == IC__CLK_RNONE ? IC__CLK_NONE : e) | (r & IC__CLK_FIRST);
+            ic__bw_write(w, &ts, 8);
+            ic__bw_write(w, &delta, 4);
+            ic__bw_write(w, &ref, 4);
+        } while (!(r & IC__CLK_LAST));
     }
 }
 
@@ -207,6 +219,12 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, load_scratch *sc, i
         if (light) sc->value[e] = value, sc->hf[e] = hf;
         else sc->remap[e] = ic__clock_entry_get(s, u, hf, value);
     }
+    /* The records of an event (its first flagged IC__CLK_FIRST, the rest with
+     * its time and score) become one event of the ring: refs[0..n) wait for
+     * the next first record or the end. */
+    uint32_t refs[IC_MAX_VALUES], n = 0, in_ev = 0; /* in_ev: the event's records so far */
+    int64_t ev_ts = 0;
+    float ev_delta = 0;
     for (uint32_t i = 0; i < n_rec; i++) {
         int64_t ts;
         float delta;
@@ -215,26 +233,37 @@ static ic_status read_user(ic_clock_store *s, ic_breader *r, load_scratch *sc, i
         ic__br_read(r, &delta, 4, err);
         ic__br_read(r, &ref, 4, err);
         uint32_t e = ref & ~IC__CLK_FIRST;
-        /* A user's records span at most W + 2 days: it is pruned before each
-         * of its events is recorded. */
-        if (ts > s->last_ts || (u->end > u->start && (ts < u->newest ||
-                                                      (uint64_t)ts - (uint64_t)u->oldest > (uint64_t)s->window + 2 * 86400)))
-            return corrupt(r, err, "record time out of order or range", id);
+        const int first = (ref & IC__CLK_FIRST) != 0;
         if (!isfinite(delta) || (e != IC__CLK_NONE && e >= n_ent))
             return corrupt(r, err, "bad record", id);
+        if (!first) {
+            if (i == 0 || ts != ev_ts || memcmp(&delta, &ev_delta, sizeof delta) != 0 ||
+                in_ev == IC_MAX_VALUES)
+                return corrupt(r, err, "record does not continue its event", id);
+        } else {
+            if (n) ic__clock_rec_push(s, u, ev_ts, ev_delta, refs, n), n = 0;
+            /* A user's records span at most W + 2 days: it is pruned before
+             * each of its events is recorded. */
+            if (ts > s->last_ts || (u->end > u->start && (ts < u->newest || (uint64_t)ts - (uint64_t)u->oldest >
+                                                                                   (uint64_t)s->window + 2 * 86400)))
+                return corrupt(r, err, "record time out of order or range", id);
+            ev_ts = ts, ev_delta = delta, in_ev = 0;
+        }
+        in_ev++;
         if (light) {
             int none = e == IC__CLK_NONE;
-            ic__clock_light_push(s, u, ts, delta, none ? IC__CLK_SNONE : sc->hf[e], none ? 0 : sc->value[e],
-                                 (ref & IC__CLK_FIRST) != 0);
+            ic__clock_light_push(s, u, ts, delta, none ? IC__CLK_SNONE : sc->hf[e], none ? 0 : sc->value[e], first);
             continue;
         }
         if (e != IC__CLK_NONE) {
             e = sc->remap[e];
             if (u->ent[e].refs++ == 0) u->n_dead--;
+        } else {
+            e = IC__CLK_RNONE;
         }
-        e |= ref & IC__CLK_FIRST;
-        ic__clock_rec_push(s, u, ts, delta, &e, 1);
+        refs[n++] = e;
     }
+    if (n) ic__clock_rec_push(s, u, ev_ts, ev_delta, refs, n);
     return IC_OK;
 }
 

@@ -893,6 +893,72 @@ static void test_consistent_checksum_fuzz(void **state)
     unlink(path);
 }
 
+/* The file keeps a record per clock value, and the ring an event per
+ * event: the records after an event's first must carry its time and
+ * score. A payload (valid checksum) whose second record has another time
+ * is refused with a message, for a user that loads light (one event) and
+ * one that loads with a block (70 events, 210 records); the intact
+ * payload loads to the same clock. */
+static void test_event_records_checked(void **state)
+{
+    (void)state;
+    static const char MAGIC[8] = {'I', 'C', 'C', 'L', 'O', 'C', 'K', '1'};
+    const int64_t T = 1700000000;
+    for (int light = 0; light < 2; light++) {
+        ic_config cfg;
+        ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME), *s2;
+        ic_error err;
+        const int events = light ? 1 : 70;
+        for (int i = 0; i < events; i++) {
+            ic_event e = simple_event(T + 60 * i, 60, 5, 11 + (uint64_t)(i % 4), 21, 31 + (uint64_t)(i % 3));
+            assert_int_equal(ic_clock_apply(s, &e, &err), IC_OK);
+        }
+        char path[64];
+        tmp_path(path, sizeof path);
+        assert_int_equal(ic_clock_save(s, path, &err), IC_OK);
+        ic_breader r;
+        assert_int_equal(ic__br_open(&r, path, MAGIC, 1, &err), IC_OK);
+        size_t len = r.len;
+        unsigned char *p = malloc(len);
+        assert_int_equal(ic__br_read(&r, p, len, &err), IC_OK);
+        ic__br_close(&r);
+        /* The first event's time: once per record (and before them as the
+         * store's last_ts when it is the only event); at[n - 2] is its
+         * second record's. */
+        size_t at[4], n = 0;
+        for (size_t i = 0; i + 8 <= len && n < 4; i++)
+            if (memcmp(p + i, &T, 8) == 0) at[n++] = i;
+        assert_int_equal(n, light ? 4 : 3);
+        for (int damage = 0; damage < 2; damage++) {
+            int64_t t2 = T - damage;
+            memcpy(p + at[n - 2], &t2, 8);
+            ic_bwriter w;
+            assert_int_equal(ic__bw_open(&w, path, MAGIC, 1, &err), IC_OK);
+            ic__bw_write(&w, p, len);
+            assert_int_equal(ic__bw_commit(&w, &err), IC_OK);
+            ic_status st = ic_clock_load(&s2, path, &cfg, &err);
+            if (damage) {
+                assert_int_equal(st, IC_ERR_CORRUPT);
+                assert_null(s2);
+                assert_non_null(strstr(err.msg, "does not continue its event"));
+                continue;
+            }
+            assert_int_equal(st, IC_OK);
+            assert_true((ic__clock_user_find(s2, 5)->blk == NULL) == light);
+            ic_clock_view v1, v2;
+            const int64_t t = T + 60 * events;
+            assert_int_equal(ic_clock_query(s, 5, t, 60, &v1), 1);
+            assert_int_equal(ic_clock_query(s2, 5, t, 60, &v2), 1);
+            assert_true(views_equal(&v1, &v2, "an event's records, loaded"));
+            assert_true(v2.n_lists >= 3);
+            ic_clock_free(s2);
+        }
+        free(p);
+        unlink(path);
+        ic_clock_free(s);
+    }
+}
+
 /* ---- views -------------------------------------------------------------------- */
 
 /* The view's accessors and writers: places read back as set, a list set
@@ -1060,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_save_load_roundtrip),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_consistent_checksum_fuzz),
+        cmocka_unit_test(test_event_records_checked),
         cmocka_unit_test(test_view_api),
         cmocka_unit_test(test_plot_svg),
     };
