@@ -14,7 +14,11 @@
  *     against ic__copy_lines, from sources in L2, L3 and memory.
  * Checks first that the dependent chain visits every line it is timed on
  * (a cycle through a random permutation); exits 1 otherwise.
- * Usage: bench_memory (no arguments; about 20 s). */
+ * Usage: bench_memory (no arguments; about 20 s).
+ *   BENCH_MEMORY_ONLY=touch runs only the first touch, in a fresh process:
+ *   run twice in a row after a pause, the first shows what the host adds
+ *   for memory the guest had reported free (docs/PERFORMANCE.md, "Eighth
+ *   session"), the second the guest's own cost. */
 #include "internal.h"
 
 #include <math.h>
@@ -188,6 +192,11 @@ static void view_copy(size_t kib)
 
 int main(void)
 {
+    const char *only = getenv("BENCH_MEMORY_ONLY");
+    if (only && strcmp(only, "touch") == 0) {
+        first_touch();
+        return 0;
+    }
     if (random_reads()) return 1;
     fflush(stdout);
     first_touch();
