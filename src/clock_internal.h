@@ -21,7 +21,10 @@
  *   slot[slot_cap]      open addressing (hf, value) -> entry index + 1 in
  *                       the low IC__CLK_SLOT_BITS bits, the top 8 bits of
  *                       the pair's hash above (a probe reads an entry only
- *                       when they match)
+ *                       when they match); a pair's home slot lies in its
+ *                       hour's region of the table (clock.c, "Hash slots")
+ *   hcount[IC_HOURS]    uint32: the entries of each hour (live or dead),
+ *                       which size the table
  * and in a block of its own, so that a ring resize copies only records
  * and a move of the clock part none (1-1.5 x its live words, below):
  *   rec[rec_cap]        rec[start .. end) every retained event, in time
@@ -160,6 +163,7 @@ struct ic_clock_store {
     size_t sweep;             /* round-robin cursor of the expiry sweep */
     size_t recent;            /* users[] index of the last queried user: the
                                * engine queries a user, then applies its event */
+    uint32_t hf_mul;          /* ceil(2^16 / F): hf * hf_mul >> 16 is hf's hour */
     uint32_t light_max;       /* records a light user keeps before it gets a
                                * block (IC__CLK_LIGHT_MAX; 0: every user has one) */
     uint32_t ent_max;         /* entries a user may hold (IC__CLK_ENT_MAX) */

@@ -540,6 +540,47 @@ static void test_entry_limit(void **state)
     ic_clock_free(s);
 }
 
+/* A user whose pairs all fall in one hour (900 of them) against one with
+ * as many spread over the 24: both equal the reference, and the hash
+ * table keeps the crowded hour's region (slot_cap / 24 slots) at a load
+ * of at most 3/4 (clock.c, "Hash slots by hour") while the spread user's
+ * table stays as small as its pairs allow. */
+static void test_hours_crowded(void **state)
+{
+    (void)state;
+    ic_config cfg;
+    ic_clock_store *s = new_store(&cfg, 30, 3, IC_REFRESH_REALTIME);
+    enum { N = 600 };
+    ic_event *log = malloc(N * sizeof *log);
+    const int64_t T = 1700000000 - 1700000000 % 86400; /* midnight UTC */
+    long places = 0;
+    for (int i = 0; i < N; i++) {
+        const uint64_t user = 1 + (uint64_t)(i % 2), v = (uint64_t)i / 2;
+        /* user 1: 300 events at 05:xx, 3 new values each; user 2: one an
+         * hour, 12.5 days. */
+        const int64_t t = user == 1 ? T + 5 * 3600 + i : T + (int64_t)(i / 2) * 3600;
+        log[i] = simple_event(t, 0, user, 1000 + v, 2000 + v, 3000 + v);
+    }
+    /* In time order, as the store wants them. */
+    for (int i = 1; i < N; i++)
+        for (int j = i; j > 0 && log[j].ts < log[j - 1].ts; j--) {
+            ic_event x = log[j];
+            log[j] = log[j - 1], log[j - 1] = x;
+        }
+    for (int i = 0; i < N; i++)
+        if (i % 29 == 0 || i + 2 >= N) places += apply_between_checks(s, &cfg, log, (size_t)i, 60);
+        else assert_int_equal(ic_clock_apply(s, &log[i], &(ic_error){0}), IC_OK);
+    assert_true(places > 100);
+    const ic__clk_user *crowded = ic__clock_user_find(s, 1), *spread = ic__clock_user_find(s, 2);
+    assert_true(crowded->blk && spread->blk && crowded->n_ent == 900 && spread->n_ent == 900);
+    assert_true(3ull * crowded->slot_cap >= 4ull * IC_HOURS * 900);
+    assert_true(crowded->slot_cap <= 65536);
+    assert_true(spread->slot_cap <= 2048);
+    assert_int_equal(check_query(s, &cfg, log, N, 1, log[N - 1].ts + 1, 0), 3 * 3); /* 05:00's top 3, 3 fields */
+    ic_clock_free(s);
+    free(log);
+}
+
 /* ---- memory -------------------------------------------------------------------- */
 
 /* Users whose records all left the window are forgotten and their memory
@@ -1119,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_events_with_many_values),
         cmocka_unit_test(test_block_user_light_again),
         cmocka_unit_test(test_entry_limit),
+        cmocka_unit_test(test_hours_crowded),
         cmocka_unit_test(test_inactive_users_forgotten),
         cmocka_unit_test(test_memory_steady_state),
         cmocka_unit_test(test_time_base_moves),
