@@ -35,8 +35,9 @@
  *   cache (a caller that reads each clock at once, as a ranking request).
  *   BENCH_CLOCK_CLASSES=1 also times every event with the TSC (x86-64;
  *   ~2% overhead) and prints, per kind of user at the event (new, light,
- *   with a block and < 128 records, < 2048, heavier), its share of events
- *   and of time, its ticks per event (the hint, query and apply calls
+ *   with a block and under ~128 records (213 ring words), under ~2048
+ *   (3413 words), heavier), its share of events and of time, its ticks
+ *   per event (the hint, query and apply calls
  *   apart) and the share of its time in events above 30,000 ticks (page
  *   faults of fresh memory, interrupts). */
 #include "clock_internal.h"
