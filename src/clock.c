@@ -799,42 +799,28 @@ static void top_update(const ic_clock_store *s, ic__clk_user *u, const ic__clk_e
     if (sx < so && n == k && p == n - 1) mark_dirty(u, hf);
 }
 
-/* Adds the event at word i to the window's sums; returns the word after it. */
-static inline uint32_t ev_include(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
+/* Adds the event at word i to the window's sums (in = 1) or takes it out
+ * (in = 0); returns the word after it. Callers pass a constant in, so
+ * each call site compiles to its own loop. */
+static inline uint32_t ev_move(const ic_clock_store *s, ic__clk_user *u, uint32_t i, int in)
 {
-    const double d = ic__rec_delta(u->rec, i);
-    u->n_in++;
+    const double d = in ? ic__rec_delta(u->rec, i) : -(double)ic__rec_delta(u->rec, i);
+    u->n_in += in ? 1u : -1u;
     for (i += 2;; i++) {
         const uint32_t r = u->rec[i], e = r & IC__CLK_REF;
         if (e != IC__CLK_RNONE) {
             ic__clk_entry *x = &u->ent[e];
             const double old = x->score;
             x->score += d;
-            x->count++;
+            if (in) x->count++;
+            else if (--x->count == 0) x->score = 0; /* no residue from inexact sums */
             top_update(s, u, x, old);
         }
         if (r & IC__CLK_LAST) return i + 1;
     }
 }
-
-/* Takes the event at word i out of the window's sums; returns the word
- * after it. */
-static inline uint32_t ev_exclude(const ic_clock_store *s, ic__clk_user *u, uint32_t i)
-{
-    const double d = ic__rec_delta(u->rec, i);
-    u->n_in--;
-    for (i += 2;; i++) {
-        const uint32_t r = u->rec[i], e = r & IC__CLK_REF;
-        if (e != IC__CLK_RNONE) {
-            ic__clk_entry *x = &u->ent[e];
-            const double old = x->score;
-            x->score -= d;
-            if (--x->count == 0) x->score = 0; /* no residue from inexact sums */
-            top_update(s, u, x, old);
-        }
-        if (r & IC__CLK_LAST) return i + 1;
-    }
-}
+static inline uint32_t ev_include(const ic_clock_store *s, ic__clk_user *u, uint32_t i) { return ev_move(s, u, i, 1); }
+static inline uint32_t ev_exclude(const ic_clock_store *s, ic__clk_user *u, uint32_t i) { return ev_move(s, u, i, 0); }
 
 /* Moves the included records to exactly those with a <= ts < b: first
  * grows the interval on each side, then shrinks it, so lo <= hi always.
